@@ -1,0 +1,34 @@
+"""nbgrader configuration for the EEP590 course kit (read by nbgrader and by `eep590`)."""
+import os
+
+c = get_config()  # noqa: F821 (injected by traitlets)
+here = os.path.dirname(os.path.abspath(__file__))
+
+# The course: its id, and this repository as the course directory (source/, release/, submitted/, autograded/).
+c.CourseDirectory.course_id = "eep590"
+c.CourseDirectory.root = here
+# SQLite next to this file by default; set EEP590_DB_URL (e.g. postgresql://user@host/eep590) for many graders.
+c.CourseDirectory.db_url = os.environ.get("EEP590_DB_URL", "sqlite:///" + os.path.join(here, "gradebook.db"))
+# Files that never travel into a release or an autograded copy.
+c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", ".*"]
+# Assignments, in release order (nbgrader creates them in the gradebook on generate_assignment).
+c.CourseDirectory.assignment_id = ""
+
+# Seconds one cell may run during autograde and validate before it is interrupted and recorded as a timeout.
+c.Execute.timeout = int(os.environ.get("EEP590_CELL_TIMEOUT", "120"))
+# Python kernels only: keep the history in memory so a student's kernel writes nothing to $HOME.
+c.Execute.extra_arguments = ["--HistoryManager.hist_file=:memory:"]
+# Warnings and tqdm progress bars on stderr must not fail a test cell (nbgrader fails cells with stderr).
+c.IgnorePattern.pattern = r"(Warning: |warn\(|\d+%\||it/s\]|s/it\])"
+# Test cells a student deleted come back from the gradebook and run (they are flagged in the report).
+c.OverwriteCells.add_missing_cells = True
+# What replaces a solution region in the release.
+c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
+c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
+# Keep at most this many lines of each output in autograded notebooks and feedback.
+c.LimitOutput.max_lines = 200
+# LMS downloads (Canvas style: "<student>_<number>_<number>_<notebook>.ipynb", optional "_late_" marker).
+c.ZipCollectApp.archive_directory = "downloaded/{assignment_id}/archive"
+c.FileNameCollectorPlugin.named_regexp = (
+    r"^(?P<student_id>[A-Za-z0-9.\-]+)_(?:late_)?(?:\d+_)*(?P<file_id>[A-Za-z0-9_\-]+\.ipynb)$"
+)
