@@ -12,7 +12,13 @@ __all__ = ["check_close", "check_shape", "check_type", "check_true"]
 
 def _to_numpy(value):
     if hasattr(value, "detach") and hasattr(value, "cpu"):  # torch.Tensor
-        value = value.detach().cpu().numpy()
+        value = value.detach().cpu()
+        try:
+            value = value.numpy()
+        except TypeError:  # bfloat16 and the float8 types have no NumPy equivalent
+            if not value.is_floating_point():
+                raise
+            value = value.double().numpy()
     return np.asarray(value)
 
 
@@ -72,8 +78,19 @@ def check_close(actual, expected, name="output", rtol=1e-5, atol=1e-6):
         raise AssertionError(
             f"{name} has {int(bad_values.sum())} NaN or infinite entries, the first at index {list(idx)} ({got[idx]})"
         )
-    tol = atol + rtol * np.abs(want)
-    diff = np.abs(got - want)
+    # Where the expected value is NaN or infinite, the answer must be the same NaN or infinity.
+    special = ~np.isfinite(want)
+    special_wrong = special & ~((got == want) | (np.isnan(got) & np.isnan(want)))
+    if special_wrong.any():
+        idx = tuple(int(i) for i in np.argwhere(special_wrong)[0])
+        where = f" at index {list(idx)}" if got.ndim else ""
+        raise AssertionError(
+            f"{name}: {int(special_wrong.sum())} of {got.size} entries are wrong; the first{where} is "
+            f"{got[idx]:.6g} but should be {want[idx]:.6g}"
+        )
+    tol = atol + rtol * np.abs(np.where(special, 0.0, want))
+    with np.errstate(invalid="ignore", over="ignore"):  # inf - inf where `special` masks it anyway
+        diff = np.where(special, 0.0, np.abs(got - want))
     wrong = diff > tol
     if wrong.any():
         worst = tuple(int(i) for i in np.unravel_index(np.argmax(np.where(wrong, diff - tol, -np.inf)), got.shape))

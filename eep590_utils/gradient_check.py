@@ -4,6 +4,7 @@ Every checker uses centred differences, ``(f(x + h) - f(x - h)) / 2h``, whose
 error is O(h^2): with ``h=1e-5`` and float64 inputs, a correct analytic
 gradient agrees to a relative error of about 1e-7 or better.
 """
+import random
 from random import randrange
 
 import numpy as np
@@ -31,6 +32,22 @@ def _as_float_array(x, name):
             stacklevel=3,
         )
     return x
+
+
+def _scalar_value(value, what):
+    """``value`` (a Python/NumPy number or 0-d array/tensor) as a float, else a ValueError."""
+    if hasattr(value, "detach") and hasattr(value, "cpu"):  # torch.Tensor
+        value = value.detach().cpu().numpy()
+    if value is None or np.ndim(value) != 0:
+        shape = "None" if value is None else f"shape {np.shape(value)}"
+        raise ValueError(
+            f"{what} needs f to return a scalar, but f returned {shape}; "
+            "use eval_numerical_gradient_array for array-valued functions"
+        )
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{what} needs f to return a number, but f returned {type(value).__name__}") from None
 
 
 def rel_error(x, y):
@@ -65,11 +82,8 @@ def eval_numerical_gradient(f, x, verbose=False, h=1e-5):
         x[ix] = old - h
         fxmh = f(x)
         x[ix] = old
-        if not np.isscalar(fxph) and np.ndim(fxph) != 0:
-            raise ValueError(
-                "eval_numerical_gradient needs f to return a scalar; "
-                "use eval_numerical_gradient_array for array-valued functions"
-            )
+        fxph = _scalar_value(fxph, "eval_numerical_gradient")
+        fxmh = _scalar_value(fxmh, "eval_numerical_gradient")
         grad[ix] = (fxph - fxmh) / (2 * h)
         if verbose:
             print(ix, grad[ix])
@@ -107,26 +121,29 @@ def grad_check_sparse(f, x, analytic_grad, num_checks=10, h=1e-5, seed=None):
 
     x, analytic_grad: arrays of the same shape; f: scalar function of x.
     Prints one line per entry and returns the list of relative errors.
+    ``seed`` makes the choice of entries reproducible without touching the
+    global ``random`` state.
     """
     x = _as_float_array(x, "x")
     analytic_grad = np.asarray(analytic_grad)
     if analytic_grad.shape != x.shape:
         raise ValueError(f"analytic_grad has shape {analytic_grad.shape} but x has shape {x.shape}")
-    if seed is not None:
-        import random
-
-        random.seed(seed)
+    if x.size == 0:
+        raise ValueError(f"x is empty (shape {x.shape}): there is no entry to check")
+    pick = randrange if seed is None else random.Random(seed).randrange
     errors = []
     for _ in range(num_checks):
-        ix = tuple(randrange(m) for m in x.shape)
+        ix = tuple(pick(m) for m in x.shape)
         old = x[ix]
         x[ix] = old + h
         fxph = f(x)
         x[ix] = old - h
         fxmh = f(x)
         x[ix] = old
+        fxph = _scalar_value(fxph, "grad_check_sparse")
+        fxmh = _scalar_value(fxmh, "grad_check_sparse")
         grad_numerical = (fxph - fxmh) / (2 * h)
-        grad_analytic = analytic_grad[ix]
+        grad_analytic = float(analytic_grad[ix])
         err = abs(grad_numerical - grad_analytic) / max(1e-12, abs(grad_numerical) + abs(grad_analytic))
         errors.append(float(err))
         print(f"numerical: {grad_numerical:f} analytic: {grad_analytic:f}, relative error: {err:e}")

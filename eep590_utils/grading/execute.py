@@ -1,0 +1,270 @@
+"""Execute one notebook for grading: cell by cell, in a (sandboxed) kernel, within limits.
+
+A cell that runs past the per-cell timeout, exhausts the memory limit or kills its kernel gets an
+error output saying so (so its test scores 0); the kernel is then restarted, the cells that ran
+before are replayed silently, and grading goes on with the next cell, so one bad cell costs only
+its own points. Cells that cannot run (the notebook's wall-time limit, too many restarts) get a
+``NotRun`` error output: nbgrader gives full marks to a test cell with no output, never to one
+with an error.
+"""
+import asyncio
+import os
+import subprocess
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+
+import nbformat
+import psutil
+from jupyter_client.manager import AsyncKernelManager
+from nbclient import NotebookClient
+from nbclient.exceptions import CellTimeoutError, DeadKernelError
+from traitlets import List
+
+from .sandbox import Sandbox
+
+GiB = 2**30
+
+
+@dataclass
+class Limits:
+    cell_timeout: float = 120.0  # seconds for one cell
+    notebook_timeout: float = 900.0  # seconds for the whole notebook, restarts included
+    memory_bytes: int = 4 * GiB  # resident memory of the kernel and its children
+    max_restarts: int = 3  # kernel restarts after a timeout, memory kill or crash
+
+
+@dataclass
+class ExecutionResult:
+    notebook: nbformat.NotebookNode
+    problems: list = field(default_factory=list)  # (kind, message): kind in timeout, memory, crash, wall-time, not-run
+    kernel_start_s: float = 0.0
+    cell_seconds: list = field(default_factory=list)  # (cell index, role, seconds)
+    restarts: int = 0
+
+    @property
+    def problem_kinds(self):
+        return sorted({kind for kind, _ in self.problems})
+
+
+class SandboxedKernelManager(AsyncKernelManager):
+    """An ``AsyncKernelManager`` whose kernel command is prefixed by a sandbox (bubblewrap) command."""
+
+    sandbox_prefix = List([], help="argv prefix that jails the kernel process").tag(config=True)
+
+    def format_kernel_cmd(self, extra_arguments=None):
+        return list(self.sandbox_prefix) + super().format_kernel_cmd(extra_arguments)
+
+
+def cell_role(cell):
+    meta = cell.get("metadata", {}).get("nbgrader", {})
+    if meta.get("grade") and not meta.get("solution"):
+        return "test"
+    if meta.get("solution"):
+        return "student"
+    return "given"
+
+
+def _error_output(ename, evalue):
+    return nbformat.v4.new_output("error", ename=ename, evalue=evalue, traceback=[f"{ename}: {evalue}"])
+
+
+class _MemoryWatch(threading.Thread):
+    """Kills the kernel's process tree when its resident memory passes ``limit`` bytes."""
+
+    def __init__(self, km, limit, interval=0.1):
+        super().__init__(daemon=True)
+        self.km, self.limit, self.interval = km, limit, interval
+        self.tripped_at = None  # bytes in use when the limit was passed
+        self._stop = threading.Event()
+
+    def _tree(self):
+        process = getattr(getattr(self.km, "provisioner", None), "process", None)
+        if process is None or process.poll() is not None:
+            return []
+        try:
+            root = psutil.Process(process.pid)
+            return [root] + root.children(recursive=True)
+        except psutil.Error:
+            return []
+
+    def run(self):
+        while not self._stop.wait(self.interval):
+            procs = self._tree()
+            used = 0
+            for proc in procs:
+                try:
+                    used += proc.memory_info().rss
+                except psutil.Error:
+                    pass
+            if used > self.limit:
+                self.tripped_at = used
+                for proc in reversed(procs):
+                    try:
+                        proc.kill()
+                    except psutil.Error:
+                        pass
+
+    def stop(self):
+        self._stop.set()
+
+
+def kernel_env(workdir, extra=None, threads=1):
+    """The kernel's whole environment: nothing of the grader's own leaks into it."""
+    env = {
+        "PATH": os.path.dirname(os.path.realpath(os.sys.executable)) + ":/usr/local/bin:/usr/bin:/bin",
+        "HOME": "/tmp/home",
+        "LANG": "C.UTF-8",
+        "PYTHONHASHSEED": "0",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "MPLBACKEND": "module://matplotlib_inline.backend_inline",
+        "OMP_NUM_THREADS": str(threads),
+        "MKL_NUM_THREADS": str(threads),
+        "NBGRADER_EXECUTION": "autograde",
+        "JUPYTER_PLATFORM_DIRS": "1",
+        "TQDM_MININTERVAL": "5",
+    }
+    venv_bin = os.path.dirname(os.sys.executable)
+    env["PATH"] = venv_bin + ":" + env["PATH"]
+    env.update(extra or {})
+    return env
+
+
+def _matplotlib_cache_copy(dest):
+    """A writable copy of the grader's matplotlib cache (saves each kernel a font scan)."""
+    import shutil
+
+    try:
+        import matplotlib
+
+        shutil.copytree(matplotlib.get_cachedir(), dest)
+    except Exception:
+        os.makedirs(dest, exist_ok=True)
+    return dest
+
+
+class NotebookRunner:
+    """Runs one notebook; ``run()`` returns an :class:`ExecutionResult`."""
+
+    def __init__(self, nb, workdir, limits=None, sandbox_readonly=(), use_sandbox=True, env=None, threads=1):
+        self.nb = nb
+        self.workdir = os.path.abspath(workdir)
+        self.limits = limits or Limits()
+        self.sandbox_readonly = list(sandbox_readonly)
+        self.use_sandbox = use_sandbox
+        self.env = kernel_env(self.workdir, env, threads)
+        self.result = ExecutionResult(notebook=nb)
+
+    def run(self):
+        with tempfile.TemporaryDirectory(prefix="eep590-kernel-") as ipc:
+            asyncio.run(self._run(ipc))
+        return self.result
+
+    def _make_client(self, ipc):
+        km = SandboxedKernelManager(
+            kernel_name="python3",
+            transport="ipc",
+            ip=os.path.join(ipc, "k"),
+            connection_file=os.path.join(ipc, "kernel.json"),
+        )
+        if self.use_sandbox:
+            sandbox = Sandbox(self.workdir, readonly=self.sandbox_readonly, writable=[ipc])
+            km.sandbox_prefix = sandbox.wrap([])
+        # the kernel's matplotlib/ipython state lives in its private home inside the sandbox
+        self.env.setdefault("MPLCONFIGDIR", _matplotlib_cache_copy(os.path.join(ipc, "mpl")))
+        self.env.setdefault("IPYTHONDIR", os.path.join(ipc, "ipython"))
+        self.env.setdefault("JUPYTER_RUNTIME_DIR", os.path.join(ipc, "runtime"))
+        client = NotebookClient(
+            self.nb,
+            km=km,
+            timeout=self.limits.cell_timeout,
+            allow_errors=True,
+            interrupt_on_timeout=False,
+            record_timing=True,
+            shutdown_kernel="immediate",
+            startup_timeout=120,
+            extra_arguments=["--HistoryManager.hist_file=:memory:"],
+            resources={"metadata": {"path": self.workdir}},
+        )
+        return client, km
+
+    async def _restart(self, client, replay):
+        """Fresh kernel with the state of the cells in ``replay``; False if that failed."""
+        if self.result.restarts >= self.limits.max_restarts:
+            return False
+        self.result.restarts += 1
+        await client.km.restart_kernel(now=True)
+        await client.kc.wait_for_ready(timeout=120)
+        for source in replay:
+            try:
+                reply = await client.kc.execute_interactive(
+                    source, store_history=False, timeout=self.limits.cell_timeout, output_hook=lambda msg: None
+                )
+            except (TimeoutError, RuntimeError):
+                return False
+            if not await client.kc.is_alive():
+                return False
+        return True
+
+    def _mark_not_run(self, start, reason):
+        for cell in self.nb.cells[start:]:
+            if cell.cell_type == "code" and cell.source.strip():
+                cell.outputs = [_error_output("NotRun", reason)]
+                self.result.problems.append(("not-run", f"cell {self.nb.cells.index(cell)}: {reason}"))
+
+    async def _run(self, ipc):
+        client, km = self._make_client(ipc)
+        watch = _MemoryWatch(km, self.limits.memory_bytes)
+        start = time.monotonic()
+        deadline = start + self.limits.notebook_timeout
+        replay = []
+        async with client.async_setup_kernel(
+            env=self.env, cwd=self.workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        ):
+            await client.kc.wait_for_ready(timeout=120)
+            self.result.kernel_start_s = time.monotonic() - start
+            watch.start()
+            try:
+                for index, cell in enumerate(self.nb.cells):
+                    if cell.cell_type != "code" or not cell.source.strip():
+                        continue
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        self._mark_not_run(index, f"not run: the notebook used up its {self.limits.notebook_timeout:.0f} s wall-time limit")
+                        break
+                    client.timeout = max(1, int(min(self.limits.cell_timeout, remaining)))
+                    t0 = time.monotonic()
+                    problem = None
+                    try:
+                        await client.async_execute_cell(cell, index)
+                        replay.append(cell.source)
+                    except CellTimeoutError:
+                        if time.monotonic() >= deadline - 0.5:
+                            problem = ("wall-time", f"the notebook passed its {self.limits.notebook_timeout:.0f} s wall-time limit in this cell")
+                        else:
+                            problem = ("timeout", f"this cell ran longer than the {self.limits.cell_timeout:.0f} s limit per cell and was stopped")
+                    except DeadKernelError:
+                        if watch.tripped_at:
+                            problem = ("memory", f"this cell used {watch.tripped_at / GiB:.1f} GiB, more than the {self.limits.memory_bytes / GiB:.1f} GiB memory limit, and was stopped")
+                            watch.tripped_at = None
+                        else:
+                            problem = ("crash", "the kernel died while running this cell")
+                    self.result.cell_seconds.append((index, cell_role(cell), time.monotonic() - t0))
+                    if problem is None:
+                        continue
+                    kind, message = problem
+                    grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+                    label = f"cell {index}" + (f" ({grade_id})" if grade_id else "")
+                    self.result.problems.append((kind, f"{label}: {message}"))
+                    ename = {"timeout": "CellTimeoutError", "wall-time": "NotebookTimeoutError",
+                             "memory": "MemoryLimitError", "crash": "DeadKernelError"}[kind]
+                    cell.outputs = list(cell.get("outputs", [])) + [_error_output(ename, message)]
+                    if kind == "wall-time":
+                        self._mark_not_run(index + 1, f"not run: the notebook used up its {self.limits.notebook_timeout:.0f} s wall-time limit")
+                        break
+                    if not await self._restart(client, replay):
+                        self._mark_not_run(index + 1, "not run: the kernel could not be restarted after the problem above")
+                        break
+            finally:
+                watch.stop()

@@ -1,0 +1,90 @@
+"""Run a student's kernel inside bubblewrap: no network, and nothing readable but the system,
+Python, the course package, the data, and the submission's own working copy.
+
+``Sandbox(workdir, readonly=[...], writable=[...]).wrap(argv)`` prefixes ``argv`` with a
+``bwrap`` command line. Paths are mounted at the same absolute paths, so the kernel sees its
+working directory where the grader put it. Without bubblewrap, ``bwrap_path()`` is None and the
+caller must say loudly that grading runs unsandboxed.
+"""
+import os
+import shutil
+import sys
+import sysconfig
+from pathlib import Path
+
+# System locations a Python kernel needs. Everything else (the course directory, $HOME, other
+# students' copies, /work, /srv, /opt, ...) simply does not exist inside the sandbox.
+SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/sys")
+SYSTEM_FILES = (
+    "/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/localtime", "/etc/passwd",
+    "/etc/group", "/etc/nsswitch.conf", "/etc/hosts", "/etc/fonts", "/etc/alternatives", "/etc/mime.types",
+)
+
+
+def bwrap_path():
+    """The bubblewrap executable, or None when it is not installed."""
+    return shutil.which("bwrap")
+
+
+def python_dirs():
+    """Directories the running Python (venv and base installation) loads code from."""
+    dirs = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}
+    for key in ("stdlib", "platstdlib", "purelib", "platlib"):
+        path = sysconfig.get_paths().get(key)
+        if path:
+            dirs.add(path)
+    # Not sys.path: an editable install puts the course root on it, and the course root
+    # (source/, gradebook.db, other students) is exactly what must stay hidden.
+    real = sys.executable
+    dirs.add(str(Path(os.path.realpath(real)).parent.parent))
+    return sorted(d for d in dirs if d and os.path.isdir(d))
+
+
+class Sandbox:
+    """A bubblewrap jail around one kernel.
+
+    workdir: the submission's private working copy (read-write, the kernel's cwd).
+    readonly: extra paths to expose read-only (the course package, data and caches).
+    writable: extra paths to expose read-write (the kernel's connection/IPC directory).
+    """
+
+    def __init__(self, workdir, readonly=(), writable=(), bwrap=None):
+        self.bwrap = bwrap or bwrap_path()
+        if self.bwrap is None:
+            raise RuntimeError("bubblewrap (bwrap) is not installed: cannot sandbox student code")
+        self.workdir = os.path.abspath(workdir)
+        self.readonly = [os.path.abspath(p) for p in readonly if p and os.path.exists(p)]
+        self.writable = [os.path.abspath(p) for p in writable]
+
+    def _mount_system(self):
+        args = []
+        for path in SYSTEM_DIRS:
+            if os.path.islink(path):
+                args += ["--symlink", os.readlink(path), path]
+            elif os.path.isdir(path):
+                args += ["--ro-bind", path, path]
+        for path in SYSTEM_FILES:
+            if os.path.exists(path):
+                args += ["--ro-bind", path, path]
+        return args
+
+    def wrap(self, argv):
+        args = [
+            self.bwrap,
+            "--die-with-parent", "--new-session",
+            "--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
+            "--cap-drop", "ALL",
+            "--hostname", "sandbox",
+            "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
+            "--dir", "/tmp/home", "--setenv", "HOME", "/tmp/home",
+            # the grader's PID means nothing inside the new PID namespace (ipykernel would exit)
+            "--unsetenv", "JPY_PARENT_PID",
+        ]
+        args += self._mount_system()
+        # Parents before children, so a later mount is not hidden by an earlier one.
+        mounts = [(p, "--ro-bind") for p in python_dirs() + self.readonly]
+        mounts += [(p, "--bind") for p in self.writable + [self.workdir]]
+        for path, how in sorted(mounts, key=lambda m: (m[0].count(os.sep), m[0])):
+            args += [how, path, path]
+        args += ["--chdir", self.workdir, "--"]
+        return args + list(argv)
