@@ -8,6 +8,7 @@ its own points. Cells that cannot run (the notebook's wall-time limit, too many 
 with an error.
 """
 import asyncio
+import copy
 import os
 import subprocess
 import tempfile
@@ -46,6 +47,10 @@ class ExecutionResult:
     @property
     def problem_kinds(self):
         return sorted({kind for kind, _ in self.problems})
+
+
+_ERROR_NAMES = {"timeout": "CellTimeoutError", "wall-time": "NotebookTimeoutError",
+                "memory": "MemoryLimitError", "crash": "DeadKernelError"}
 
 
 class SandboxedKernelManager(AsyncKernelManager):
@@ -161,12 +166,15 @@ class NotebookRunner:
             asyncio.run(self._run(ipc))
         return self.result
 
-    def _make_client(self, ipc):
+    def _make_client(self, ipc, session):
+        """A new kernel manager and client; each kernel (first or restarted) gets fresh sockets."""
+        sockets = os.path.join(ipc, f"kernel{session}")
+        os.makedirs(sockets)
         km = SandboxedKernelManager(
             kernel_name="python3",
             transport="ipc",
-            ip=os.path.join(ipc, "k"),
-            connection_file=os.path.join(ipc, "kernel.json"),
+            ip=os.path.join(sockets, "k"),
+            connection_file=os.path.join(sockets, "kernel.json"),
         )
         if self.use_sandbox:
             sandbox = Sandbox(self.workdir, readonly=self.sandbox_readonly, writable=[ipc])
@@ -189,82 +197,90 @@ class NotebookRunner:
         )
         return client, km
 
-    async def _restart(self, client, replay):
-        """Fresh kernel with the state of the cells in ``replay``; False if that failed."""
-        if self.result.restarts >= self.limits.max_restarts:
-            return False
-        self.result.restarts += 1
-        await client.km.restart_kernel(now=True)
-        await client.kc.wait_for_ready(timeout=120)
-        for source in replay:
-            try:
-                reply = await client.kc.execute_interactive(
-                    source, store_history=False, timeout=self.limits.cell_timeout, output_hook=lambda msg: None
-                )
-            except (TimeoutError, RuntimeError):
-                return False
-            if not await client.kc.is_alive():
-                return False
-        return True
-
-    def _mark_not_run(self, start, reason):
-        for cell in self.nb.cells[start:]:
-            if cell.cell_type == "code" and cell.source.strip():
-                cell.outputs = [_error_output("NotRun", reason)]
-                self.result.problems.append(("not-run", f"cell {self.nb.cells.index(cell)}: {reason}"))
+    def _mark_not_run(self, indices, reason):
+        for index in indices:
+            self.nb.cells[index].outputs = [_error_output("NotRun", reason)]
+            self.result.problems.append(("not-run", f"cell {index}: {reason}"))
 
     async def _run(self, ipc):
-        client, km = self._make_client(ipc)
-        watch = _MemoryWatch(km, self.limits.memory_bytes)
+        """Run the code cells in order. After a timeout, memory kill or crash, a new kernel replays the
+        cells that ran before (on copies, outputs dropped) and execution goes on with the next cell."""
         start = time.monotonic()
         deadline = start + self.limits.notebook_timeout
-        replay = []
+        order = [i for i, cell in enumerate(self.nb.cells) if cell.cell_type == "code" and cell.source.strip()]
+        position, replay, session = 0, [], 0
+        while position < len(order):
+            if session > 0:
+                if self.result.restarts >= self.limits.max_restarts:
+                    self._mark_not_run(order[position:], f"not run: the kernel was restarted {self.result.restarts} times already")
+                    return
+                self.result.restarts += 1
+            session += 1
+            position = await self._session(ipc, session, order, position, replay, start, deadline)
+
+    async def _session(self, ipc, session, order, position, replay, start, deadline):
+        """One kernel's life: replay, then run cells from ``order[position]`` until done or a problem;
+        returns the position to go on from (``len(order)`` when finished)."""
+        client, km = self._make_client(ipc, session)
+        watch = _MemoryWatch(km, self.limits.memory_bytes)
+        t0 = time.monotonic()
         async with client.async_setup_kernel(
             env=self.env, cwd=self.workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         ):
             await client.kc.wait_for_ready(timeout=120)
-            self.result.kernel_start_s = time.monotonic() - start
+            self.result.kernel_start_s += time.monotonic() - t0
             watch.start()
             try:
-                for index, cell in enumerate(self.nb.cells):
-                    if cell.cell_type != "code" or not cell.source.strip():
-                        continue
+                for index, cell in replay:
+                    client.timeout = self.limits.cell_timeout
+                    await client.async_execute_cell(copy.deepcopy(cell), index)
+            except Exception:  # timeout, dead kernel, lost connection while replaying
+                watch.stop()
+                self._mark_not_run(order[position:], "not run: the kernel could not be restarted after the problem above")
+                return len(order)
+            try:
+                while position < len(order):
+                    index = order[position]
+                    cell = self.nb.cells[index]
+                    position += 1
                     remaining = deadline - time.monotonic()
                     if remaining <= 0:
-                        self._mark_not_run(index, f"not run: the notebook used up its {self.limits.notebook_timeout:.0f} s wall-time limit")
-                        break
+                        self._mark_not_run(order[position - 1:], f"not run: the notebook used up its {self.limits.notebook_timeout:.0f} s wall-time limit")
+                        return len(order)
                     client.timeout = max(1, int(min(self.limits.cell_timeout, remaining)))
-                    t0 = time.monotonic()
-                    problem = None
-                    try:
-                        await client.async_execute_cell(cell, index)
-                        replay.append(cell.source)
-                    except CellTimeoutError:
-                        if time.monotonic() >= deadline - 0.5:
-                            problem = ("wall-time", f"the notebook passed its {self.limits.notebook_timeout:.0f} s wall-time limit in this cell")
-                        else:
-                            problem = ("timeout", f"this cell ran longer than the {self.limits.cell_timeout:.0f} s limit per cell and was stopped")
-                    except DeadKernelError:
-                        if watch.tripped_at:
-                            problem = ("memory", f"this cell used {watch.tripped_at / GiB:.1f} GiB, more than the {self.limits.memory_bytes / GiB:.1f} GiB memory limit, and was stopped")
-                            watch.tripped_at = None
-                        else:
-                            problem = ("crash", "the kernel died while running this cell")
-                    self.result.cell_seconds.append((index, cell_role(cell), time.monotonic() - t0))
+                    problem = await self._execute(client, watch, cell, index, deadline)
                     if problem is None:
+                        replay.append((index, cell))
                         continue
                     kind, message = problem
                     grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
                     label = f"cell {index}" + (f" ({grade_id})" if grade_id else "")
                     self.result.problems.append((kind, f"{label}: {message}"))
-                    ename = {"timeout": "CellTimeoutError", "wall-time": "NotebookTimeoutError",
-                             "memory": "MemoryLimitError", "crash": "DeadKernelError"}[kind]
-                    cell.outputs = list(cell.get("outputs", [])) + [_error_output(ename, message)]
+                    cell.outputs = list(cell.get("outputs", [])) + [_error_output(_ERROR_NAMES[kind], message)]
                     if kind == "wall-time":
-                        self._mark_not_run(index + 1, f"not run: the notebook used up its {self.limits.notebook_timeout:.0f} s wall-time limit")
-                        break
-                    if not await self._restart(client, replay):
-                        self._mark_not_run(index + 1, "not run: the kernel could not be restarted after the problem above")
-                        break
+                        self._mark_not_run(order[position:], f"not run: the notebook used up its {self.limits.notebook_timeout:.0f} s wall-time limit")
+                        return len(order)
+                    return position  # a new kernel goes on from the next cell
+                return position
             finally:
                 watch.stop()
+
+    async def _execute(self, client, watch, cell, index, deadline):
+        """Run one cell; None when it ran (errors in it are the student's own), else (kind, message)."""
+        t0 = time.monotonic()
+        problem = None
+        try:
+            await client.async_execute_cell(cell, index)
+        except CellTimeoutError:
+            if time.monotonic() >= deadline - 0.5:
+                problem = ("wall-time", f"the notebook passed its {self.limits.notebook_timeout:.0f} s wall-time limit in this cell")
+            else:
+                problem = ("timeout", f"this cell ran longer than the {self.limits.cell_timeout:.0f} s limit per cell and was stopped")
+        except DeadKernelError:
+            if watch.tripped_at:
+                problem = ("memory", f"this cell used {watch.tripped_at / GiB:.1f} GiB, more than the "
+                                     f"{self.limits.memory_bytes / GiB:.1f} GiB memory limit, and was stopped")
+            else:
+                problem = ("crash", "the kernel died while running this cell")
+        self.result.cell_seconds.append((index, cell_role(cell), time.monotonic() - t0))
+        return problem

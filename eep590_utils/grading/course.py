@@ -1,0 +1,98 @@
+"""The course directory and its nbgrader configuration, loaded once and shared by every step."""
+import os
+from pathlib import Path
+
+from nbgrader.api import Gradebook
+from nbgrader.apps.api import NbGraderAPI
+from nbgrader.coursedir import CourseDirectory
+from traitlets.config import Config
+from traitlets.config.loader import PyFileConfigLoader
+
+CONFIG_FILE = "nbgrader_config.py"
+PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the repository when installed in editable mode
+
+
+class CourseError(RuntimeError):
+    """A problem with the course directory or the gradebook, said in words."""
+
+
+def find_course_root(start=None):
+    """The course directory: ``$EEP590_COURSE``, else ``start`` (or the current directory) or one of its
+    parents holding ``nbgrader_config.py``, else the repository this package lives in."""
+    if os.environ.get("EEP590_COURSE"):
+        return Path(os.environ["EEP590_COURSE"]).resolve()
+    here = Path(start or os.getcwd()).resolve()
+    for candidate in (here, *here.parents):
+        if (candidate / CONFIG_FILE).is_file():
+            return candidate
+    if (PACKAGE_ROOT / CONFIG_FILE).is_file():
+        return PACKAGE_ROOT
+    raise CourseError(f"no {CONFIG_FILE} in {here} or its parents, and EEP590_COURSE is not set")
+
+
+def load_config(root):
+    """The traitlets ``Config`` of ``root/nbgrader_config.py``."""
+    path = Path(root) / CONFIG_FILE
+    if not path.is_file():
+        raise CourseError(f"{path} does not exist")
+    return PyFileConfigLoader(CONFIG_FILE, path=str(root)).load_config()
+
+
+class Course:
+    """One course directory: ``source/``, ``release/``, ``submitted/``, ``autograded/``, ``feedback/``,
+    ``reports/`` and the gradebook, with nbgrader's API configured for it."""
+
+    def __init__(self, root=None, db_url=None, config=None):
+        self.root = Path(root).resolve() if root else find_course_root()
+        self.config = load_config(self.root)
+        if config is not None:
+            self.config.merge(config)
+        self.config.CourseDirectory.root = str(self.root)
+        if db_url:
+            self.config.CourseDirectory.db_url = db_url
+        self.coursedir = CourseDirectory(config=self.config)
+        self.api = NbGraderAPI(coursedir=self.coursedir, config=self.config)
+
+    @property
+    def db_url(self):
+        return self.coursedir.db_url
+
+    @property
+    def course_id(self):
+        return self.coursedir.course_id
+
+    def path(self, kind, student=None, assignment=None):
+        """``root/<kind directory>[/<student>]/<assignment>`` for kind in source, release, submitted,
+        autograded, feedback (nbgrader's names, as configured)."""
+        directory = getattr(self.coursedir, f"{kind}_directory")
+        parts = [directory] + ([student] if student else []) + ([assignment] if assignment else [])
+        return self.root.joinpath(*parts)
+
+    @property
+    def reports_dir(self):
+        return self.root / "reports"
+
+    def assignments(self):
+        """Assignment ids: the folders of ``source/`` that hold notebooks, sorted."""
+        source = self.path("source")
+        if not source.is_dir():
+            return []
+        return sorted(d.name for d in source.iterdir() if d.is_dir() and any(d.glob("*.ipynb")))
+
+    def notebooks(self, assignment):
+        """Notebook names (without ``.ipynb``) of an assignment, from ``source/``."""
+        names = sorted(p.stem for p in self.path("source", assignment=assignment).glob("*.ipynb"))
+        if not names:
+            raise CourseError(f"assignment {assignment!r} has no notebooks in {self.path('source', assignment=assignment)}"
+                              f" (assignments: {', '.join(self.assignments()) or 'none'})")
+        return names
+
+    def submitted_students(self, assignment):
+        """Students with a ``submitted/<student>/<assignment>/`` folder, sorted."""
+        base = self.path("submitted")
+        if not base.is_dir():
+            return []
+        return sorted(d.name for d in base.iterdir() if (d / assignment).is_dir())
+
+    def gradebook(self):
+        return Gradebook(self.db_url, self.course_id)

@@ -1,0 +1,93 @@
+"""``eep590 release``: regenerate ``release/<hw>`` from ``source/<hw>`` with nbgrader, then prove
+that nothing the students must not see reached it."""
+import re
+
+import nbformat
+
+from .course import CourseError
+
+# Text that only instructor notebooks contain.
+MARKERS = ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS",
+           "BEGIN MARK SCHEME", "END MARK SCHEME")
+_REGIONS = {
+    "solution": (re.compile(r"#+\s*BEGIN SOLUTION"), re.compile(r"#+\s*END SOLUTION")),
+    "hidden test": (re.compile(r"#+\s*BEGIN HIDDEN TESTS"), re.compile(r"#+\s*END HIDDEN TESTS")),
+    "mark scheme": (re.compile(r"=+\s*BEGIN MARK SCHEME\s*=+"), re.compile(r"=+\s*END MARK SCHEME\s*=+")),
+}
+MIN_LEAK_LINE = 16  # shorter lines ("return out", "pass") are too common to prove a leak
+
+
+class LeakError(CourseError):
+    """A release notebook contains solution code, hidden tests or a mark scheme."""
+
+
+def secret_lines(source_nb):
+    """``{kind: {line, ...}}``: the stripped lines inside solution, hidden-test and mark-scheme regions."""
+    found = {kind: set() for kind in _REGIONS}
+    for cell in source_nb.cells:
+        for kind, (begin, end) in _REGIONS.items():
+            inside = False
+            for line in cell.source.splitlines():
+                if begin.search(line):
+                    inside = True
+                elif end.search(line):
+                    inside = False
+                elif inside and len(line.strip()) >= MIN_LEAK_LINE and not line.strip().startswith("#"):
+                    found[kind].add(line.strip())
+    return found
+
+
+def _all_text(cell):
+    """A cell's source and every text it shows (outputs included)."""
+    texts = [cell.source]
+    for output in cell.get("outputs", []):
+        texts.append(output.get("text", ""))
+        texts += [str(v) for v in output.get("data", {}).values()]
+        texts += output.get("traceback", [])
+    return "\n".join(texts)
+
+
+def find_leaks(release_nb, source_nb):
+    """Descriptions of everything secret in ``release_nb`` (empty when it is clean)."""
+    secrets = secret_lines(source_nb)
+    leaks = []
+    for index, cell in enumerate(release_nb.cells):
+        text = _all_text(cell)
+        if cell.get("outputs"):
+            leaks.append(f"cell {index} has stored outputs")
+        for marker in MARKERS:
+            if marker in text:
+                leaks.append(f"cell {index} contains the marker {marker!r}")
+        lines = {line.strip() for line in text.splitlines()}
+        for kind, secret in secrets.items():
+            for line in sorted(secret & lines):
+                leaks.append(f"cell {index} contains a {kind} line: {line[:60]!r}")
+    return leaks
+
+
+def check_release(course, assignment):
+    """Raise :class:`LeakError` naming every leak in ``release/<assignment>``; return the notebooks checked."""
+    release_dir = course.path("release", assignment=assignment)
+    problems, checked = [], []
+    for name in course.notebooks(assignment):
+        path = release_dir / f"{name}.ipynb"
+        if not path.is_file():
+            problems.append(f"{path} is missing")
+            continue
+        source_nb = nbformat.read(course.path("source", assignment=assignment) / f"{name}.ipynb", as_version=4)
+        problems += [f"{path.name}: {leak}" for leak in find_leaks(nbformat.read(path, as_version=4), source_nb)]
+        checked.append(path)
+    if problems:
+        raise LeakError(f"release/{assignment} is not safe to hand out:\n  " + "\n  ".join(problems))
+    return checked
+
+
+def release(course, assignment):
+    """Generate ``release/<assignment>`` (nbgrader ``generate_assignment``, forced) and check it for leaks."""
+    if assignment not in course.assignments():
+        raise CourseError(f"no assignment {assignment!r} in {course.path('source')} "
+                          f"(assignments: {', '.join(course.assignments()) or 'none'})")
+    result = course.api.generate_assignment(assignment, force=True, create=True)
+    if not result["success"]:
+        raise CourseError(f"nbgrader generate_assignment {assignment} failed:\n{result.get('error') or result.get('log')}")
+    return check_release(course, assignment)
