@@ -32,3 +32,12 @@ c.ZipCollectApp.archive_directory = "downloaded/{assignment_id}/archive"
 c.FileNameCollectorPlugin.named_regexp = (
     r"^(?P<student_id>[A-Za-z0-9.\-]+)_(?:late_)?(?:\d+_)*(?P<file_id>[A-Za-z0-9_\-]+\.ipynb)$"
 )
+
+# Feedback never shows hidden tests (code or traceback lines) or mark schemes (see eep590_utils/grading/feedback.py).
+from eep590_utils.grading.feedback import FEEDBACK_PREPROCESSORS  # noqa: E402
+
+c.GenerateFeedback.preprocessors = FEEDBACK_PREPROCESSORS
+# Grading limits (eep590 autograde): wall time per notebook, resident memory per kernel, parallel workers (0 = cores).
+c.GradingLimits.notebook_timeout = int(os.environ.get("EEP590_NOTEBOOK_TIMEOUT", "900"))
+c.GradingLimits.memory_limit_mb = int(os.environ.get("EEP590_MEMORY_LIMIT_MB", "4096"))
+c.GradingLimits.workers = int(os.environ.get("EEP590_WORKERS", "0"))

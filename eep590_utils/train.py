@@ -335,12 +335,33 @@ def predict(model, loader, device=None):
     return torch.cat(preds).long(), labels
 
 
-def accuracy(model, loader, device=None):
-    """Fraction of the examples of ``loader`` that ``model`` classifies correctly (a float in [0, 1])."""
-    preds, labels = predict(model, loader, device=device)
-    if labels is None:
-        raise ValueError("accuracy needs a loader of (inputs, targets) batches")
-    return float((preds == labels).double().mean())
+def accuracy(model_or_preds, loader_or_labels, device=None):
+    """Fraction of examples classified correctly (a float in [0, 1]).
+
+    Either ``accuracy(model, loader)`` (runs ``predict``) or ``accuracy(preds, labels)`` with N predicted
+    class indices (or (N, K) scores) and N true class indices (arrays, lists or tensors).
+    """
+    if isinstance(model_or_preds, nn.Module):
+        preds, labels = predict(model_or_preds, loader_or_labels, device=device)
+        if labels is None:
+            raise ValueError("accuracy needs a loader of (inputs, targets) batches")
+        preds, labels = preds.numpy(), labels.numpy()
+    else:
+        preds, labels = _as_indices(model_or_preds, "preds"), _as_indices(loader_or_labels, "labels")
+        if preds.shape != labels.shape:
+            raise ValueError(f"got {preds.shape[0]} predictions but {labels.shape[0]} labels")
+    if preds.size == 0:
+        raise ValueError("accuracy of no examples is undefined: preds and labels are empty")
+    return float(np.mean(preds == labels))
+
+
+def _as_indices(values, name):
+    """1-D int64 class indices from indices or (N, K) scores (argmax), without a class-count check."""
+    if isinstance(values, torch.Tensor):
+        values = values.detach().cpu().numpy()
+    array = np.asarray(values)
+    num_classes = array.shape[1] if array.ndim == 2 else int(array.max(initial=0)) + 1
+    return _class_indices(array, name, max(num_classes, 1))
 
 
 def _class_indices(values, name, num_classes):
@@ -411,10 +432,13 @@ def _unwrap(model):
 
 def _plain_metadata(value, key):
     """``value`` made of types that ``torch.load(weights_only=True)`` accepts, else TypeError naming ``key``."""
-    if value is None or isinstance(value, (bool, int, float, str, complex, torch.Tensor, torch.dtype, torch.device)):
-        return value
     if isinstance(value, np.generic):
         return value.item()
+    for plain in (bool, int, float, complex, str):  # also their subclasses (torch.__version__ is a str subclass)
+        if isinstance(value, plain):
+            return plain(value)
+    if value is None or isinstance(value, (torch.Tensor, torch.dtype, torch.device)):
+        return value
     if isinstance(value, np.ndarray):
         return torch.from_numpy(value.copy())
     if isinstance(value, Path):
@@ -440,6 +464,7 @@ def save_checkpoint(model, path, **metadata):
     - metadata: keyword arguments stored beside the weights, e.g.
       ``architecture="SmallCNN", accuracy=0.87, seed=0, epochs=10``; numbers,
       strings, lists, dicts and tensors (NumPy values are converted).
+      ``architecture`` defaults to the model's class name.
 
     The file also records ``model_class``, ``torch_version`` and ``saved_at``.
     It is written to a temporary file that replaces ``path`` only when
@@ -455,8 +480,10 @@ def save_checkpoint(model, path, **metadata):
     else:
         raise TypeError(f"save_checkpoint needs an nn.Module or a state_dict, got {type(model).__name__}")
     meta = {key: _plain_metadata(value, key) for key, value in metadata.items()}
+    if model_class is not None:
+        meta.setdefault("architecture", model_class.rsplit(".", 1)[-1])
     meta.setdefault("model_class", model_class)
-    meta.setdefault("torch_version", torch.__version__)
+    meta.setdefault("torch_version", str(torch.__version__))
     meta.setdefault("saved_at", datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
     payload = {
         "format": _CHECKPOINT_FORMAT,
@@ -587,21 +614,23 @@ def _check_fits(model, state_dict, metadata, path):
     )
 
 
-def load_checkpoint(path, model=None, map_location="cpu"):
+def load_checkpoint(path, model=None, map_location="cpu", architecture=None):
     """Load a checkpoint written by ``save_checkpoint`` (or a plain ``torch.save(state_dict)`` file).
 
     Inputs:
     - path: the checkpoint file.
     - model: optional ``nn.Module`` of the same architecture to load the weights into.
     - map_location: where tensors are loaded (default CPU); passed to ``torch.load``.
+    - architecture: optional name the checkpoint's ``architecture`` metadata must equal (e.g. "SmallCNN").
 
     Returns (model, metadata) when a model is given, else (state_dict, metadata);
     metadata is a dict (empty for a plain state_dict file).
     Reads with ``torch.load(..., weights_only=True)``: no code in the file runs.
 
     Raises CheckpointError (a ValueError) when the file is missing, corrupt,
-    holds a whole pickled model instead of a state_dict, or does not fit
-    ``model`` (it lists missing and unexpected keys and shape mismatches).
+    holds a whole pickled model instead of a state_dict, was saved for another
+    ``architecture``, or does not fit ``model`` (it lists missing and
+    unexpected keys and shape mismatches).
     """
     path = Path(path)
     if not path.exists():
@@ -620,6 +649,12 @@ def load_checkpoint(path, model=None, map_location="cpu"):
         raise CheckpointError(f"{path} is corrupt: the file is empty (interrupted save?)")
     payload = _read_checkpoint(path, map_location)
     state_dict, metadata = _split_payload(payload, path)
+    if architecture is not None and metadata.get("architecture") != architecture:
+        saved = metadata.get("architecture")
+        raise CheckpointError(
+            f"{path} was saved for architecture {saved!r}, expected {architecture!r}"
+            + ("" if saved else " (it records no architecture: save it with save_checkpoint(model, path, architecture=...))")
+        )
     if model is None:
         return state_dict, metadata
     if not isinstance(model, nn.Module):

@@ -40,6 +40,8 @@ from nbgrader.converters.base import BaseConverter
 from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, IgnorePattern, LimitOutput,
                                     SaveAutoGrades)
 from nbgrader.utils import capture_log, temp_attrs
+from traitlets import Integer
+from traitlets.config import Configurable
 
 import eep590_utils
 
@@ -57,6 +59,22 @@ UNSANDBOXED_WARNING = (
 )
 SCORE_PREPROCESSORS = (IgnorePattern, ClearMetadataPreprocessor, LimitOutput, SaveAutoGrades, AssignLatePenalties,
                        CheckCellMetadata)
+
+
+class GradingLimits(Configurable):
+    """Limits of ``eep590 autograde``, set in ``nbgrader_config.py`` (the per-cell timeout is ``Execute.timeout``)."""
+
+    notebook_timeout = Integer(900, help="Seconds one notebook may run in all, restarts included").tag(config=True)
+    memory_limit_mb = Integer(4096, help="Resident memory of one kernel and its children, in MiB").tag(config=True)
+    workers = Integer(0, help="Notebooks graded at once; 0 means the number of cores").tag(config=True)
+
+
+def configured_limits(course, cell_timeout=None, notebook_timeout=None, memory_limit_mb=None):
+    """:class:`Limits` from the course configuration, with any argument given overriding it."""
+    conf = GradingLimits(config=course.config)
+    return Limits(cell_timeout=float(cell_timeout or course.config.Execute.get("timeout", 120)),
+                  notebook_timeout=float(notebook_timeout or conf.notebook_timeout),
+                  memory_bytes=int(memory_limit_mb or conf.memory_limit_mb) * 2**20)
 
 
 @dataclass
@@ -340,8 +358,8 @@ def autograde(course, assignment, students=None, workers=None, limits=None, sand
     missing = [s for s in students if not course.path("submitted", s, assignment).is_dir()]
     if missing:
         raise CourseError(f"no submission folder for {', '.join(missing)} in {course.path('submitted')}")
-    workers = workers or default_workers()
-    limits = limits or Limits(cell_timeout=float(course.config.Execute.get("timeout", 120)))
+    workers = workers or GradingLimits(config=course.config).workers or default_workers()
+    limits = limits or configured_limits(course)
     sandboxed = bool(sandbox and bwrap_path())
     if not sandboxed:
         echo(UNSANDBOXED_WARNING if sandbox else "WARNING: sandbox disabled (--no-sandbox): student code runs UNSANDBOXED.")

@@ -33,7 +33,7 @@ class Limits:
     cell_timeout: float = 120.0  # seconds for one cell
     notebook_timeout: float = 900.0  # seconds for the whole notebook, restarts included
     memory_bytes: int = 4 * GiB  # resident memory of the kernel and its children
-    max_restarts: int = 3  # kernel restarts after a timeout, memory kill or crash
+    max_restarts: int = 5  # kernel restarts after a timeout, memory kill or crash
 
 
 @dataclass

@@ -1,0 +1,115 @@
+"""The ``eep590`` command: the instructor's and TAs' side of the kit.
+
+    eep590 release hw1 | --all          regenerate release/ and check it leaks nothing
+    eep590 collect hw1 --zip canvas.zip | --folder downloads/
+    eep590 autograde hw1 [--workers N] [--student S ...] [--cell-timeout s] [--notebook-timeout s] [--memory-mb M]
+    eep590 feedback hw1 [--student S]   HTML feedback in feedback/<student>/hw1/
+    eep590 report hw1                   reports/hw1/index.html (+ PNGs) and a summary table
+    eep590 export [--out grades.csv]    grades for the LMS gradebook
+    eep590 demo                         the whole loop on the bundled sample class
+"""
+import argparse
+import os
+import sys
+
+from .course import Course, CourseError
+
+
+def _ensure_tools_on_path():
+    """nbgrader shells out to ``alembic`` and ``jupyter``: put this Python's bin/ on PATH."""
+    bindir = os.path.dirname(sys.executable)
+    if bindir not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="eep590", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--course", help="course directory (default: the one holding nbgrader_config.py)")
+    parser.add_argument("--db-url", help="gradebook URL (default: nbgrader_config.py, i.e. $EEP590_DB_URL or SQLite)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("release", help="regenerate release/<hw> from source/<hw> and check for leaks")
+    p.add_argument("assignment", nargs="?")
+    p.add_argument("--all", action="store_true", help="every assignment in source/")
+
+    p = sub.add_parser("collect", help="bring submissions into submitted/")
+    p.add_argument("assignment")
+    group = p.add_mutually_exclusive_group(required=True)
+    group.add_argument("--zip", help="an LMS download: a zip of <student>_..._<notebook>.ipynb files")
+    group.add_argument("--folder", help="a folder of <student>/[<hw>/]*.ipynb")
+
+    p = sub.add_parser("autograde", help="grade submissions in parallel, sandboxed")
+    p.add_argument("assignment")
+    p.add_argument("--student", action="append", help="grade only this student (repeatable)")
+    p.add_argument("--workers", type=int, help="notebooks graded at once (default: cores)")
+    p.add_argument("--cell-timeout", type=float, help="seconds per cell (default: Execute.timeout)")
+    p.add_argument("--notebook-timeout", type=float, help="seconds per notebook (default: GradingLimits)")
+    p.add_argument("--memory-mb", type=int, help="memory per kernel in MiB (default: GradingLimits)")
+    p.add_argument("--no-sandbox", action="store_true", help="run student code unsandboxed (never for real submissions)")
+
+    p = sub.add_parser("feedback", help="HTML feedback per student")
+    p.add_argument("assignment")
+    p.add_argument("--student")
+
+    p = sub.add_parser("report", help="class report for TAs")
+    p.add_argument("assignment")
+
+    p = sub.add_parser("export", help="grades CSV for the LMS")
+    p.add_argument("--out", default="grades.csv")
+    p.add_argument("--assignment", action="append", help="only these assignments (repeatable)")
+
+    p = sub.add_parser("demo", help="the whole loop on the bundled sample class")
+    p.add_argument("--dir", help="scratch course folder (default: <course>/demo-course)")
+    p.add_argument("--workers", type=int)
+    p.add_argument("--cell-timeout", type=float, default=30)
+    return parser
+
+
+def run(args):
+    from . import autograde, collect, demo, export, feedback, release, report
+
+    course = Course(args.course, db_url=args.db_url)
+    if args.command == "release":
+        if not args.all and not args.assignment:
+            raise CourseError("name an assignment or give --all")
+        for assignment in course.assignments() if args.all else [args.assignment]:
+            checked = release.release(course, assignment)
+            print(f"release/{assignment}: {', '.join(p.name for p in checked)}: no solution or hidden test leaked")
+    elif args.command == "collect":
+        if args.zip:
+            students = collect.collect_zip(course, args.assignment, args.zip)
+        else:
+            students = collect.collect_folder(course, args.assignment, args.folder)
+        print(f"{len(students)} submission(s) of {args.assignment} in {course.path('submitted')}: {', '.join(students)}")
+    elif args.command == "autograde":
+        limits = autograde.configured_limits(course, args.cell_timeout, args.notebook_timeout, args.memory_mb)
+        autograde.autograde(course, args.assignment, students=args.student, workers=args.workers, limits=limits,
+                            sandbox=not args.no_sandbox)
+        print(report.summary_text(course, args.assignment))
+    elif args.command == "feedback":
+        files = feedback.generate_feedback(course, args.assignment, args.student)
+        print(f"{len(files)} feedback file(s) in {course.path('feedback')}")
+    elif args.command == "report":
+        path = report.write_report(course, args.assignment)
+        print(report.summary_text(course, args.assignment))
+        print(f"class report: {path}")
+    elif args.command == "export":
+        count = export.export_grades(course, args.out, args.assignment)
+        print(f"{count} student(s) written to {args.out}")
+    elif args.command == "demo":
+        demo.run_demo(course, args.dir, workers=args.workers, cell_timeout=args.cell_timeout)
+
+
+def main(argv=None):
+    _ensure_tools_on_path()
+    args = build_parser().parse_args(argv)
+    try:
+        run(args)
+    except (CourseError, ValueError, FileNotFoundError) as error:
+        print(f"eep590 {args.command}: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

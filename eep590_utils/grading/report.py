@@ -1,0 +1,253 @@
+"""``eep590 report``: the class report for TAs, ``reports/<hw>/index.html`` with PNG plots.
+
+It shows the per-question score distributions, the most common failing tests and errors, the flagged
+submissions (corrupt, timeouts, memory, crashes, tampered cells, suspicious code) and a table of every
+student's scores. Hidden tests' code never appears in it: error messages are scrubbed of hidden lines.
+"""
+import collections
+import datetime
+import html
+import statistics
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import nbformat  # noqa: E402
+
+from .autograde import load_records  # noqa: E402
+from .feedback import MIN_QUOTED, REDACTED, hidden_lines  # noqa: E402
+
+TOP_FAILURES = 20
+
+
+def score_rows(course, assignment):
+    """One dict per (student, notebook, graded cell) from the gradebook, sorted."""
+    rows = []
+    with course.gradebook() as gb:
+        for submission in gb.assignment_submissions(assignment):
+            for notebook in submission.notebooks:
+                for grade in notebook.grades:
+                    rows.append({
+                        "student": submission.student.id,
+                        "notebook": notebook.name,
+                        "grade_id": grade.name,
+                        "kind": "manual" if grade.cell.cell_type == "markdown" or grade.auto_score is None else "auto",
+                        "score": float(grade.score or 0.0),
+                        "max_score": float(grade.max_score),
+                        "needs_manual_grade": bool(grade.needs_manual_grade),
+                    })
+    order = _question_order(course, assignment)
+    return sorted(rows, key=lambda r: (r["student"], r["notebook"], order.get((r["notebook"], r["grade_id"]), 10**6), r["grade_id"]))
+
+
+def _question_order(course, assignment):
+    """``{(notebook, grade_id): position}``: questions in the order the notebooks ask them."""
+    order = {}
+    for path in sorted(course.path("source", assignment=assignment).glob("*.ipynb")):
+        for index, cell in enumerate(nbformat.read(path, as_version=4).cells):
+            grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+            if grade_id:
+                order[(path.stem, grade_id)] = index
+    return order
+
+
+def _secrets(course, assignment):
+    lines = set()
+    for path in course.path("source", assignment=assignment).glob("*.ipynb"):
+        for cell in nbformat.read(path, as_version=4).cells:
+            lines.update(line for line in hidden_lines(cell) if len(line) >= MIN_QUOTED)
+    return lines
+
+
+def common_failures(course, assignment, students):
+    """``[(count, notebook, grade_id, error)]``, most common first: test cells that raised, by error."""
+    secrets = _secrets(course, assignment)
+    counter = collections.Counter()
+    for student in students:
+        folder = course.path("autograded", student, assignment)
+        for path in sorted(folder.glob("*.ipynb")) if folder.is_dir() else []:
+            nb = nbformat.read(path, as_version=4)
+            for cell in nb.cells:
+                meta = cell.get("metadata", {}).get("nbgrader", {})
+                if not (meta.get("grade") and cell.cell_type == "code"):
+                    continue
+                for output in cell.get("outputs", []):
+                    if output.get("output_type") != "error":
+                        continue
+                    evalue = (output.get("evalue") or "").strip().splitlines()
+                    message = evalue[0][:160] if evalue else ""
+                    if any(secret in message for secret in secrets):
+                        message = REDACTED
+                    counter[(path.stem, meta.get("grade_id"), f"{output.get('ename')}: {message}".rstrip(": "))] += 1
+                    break
+    return [(count, *key) for key, count in counter.most_common(TOP_FAILURES)]
+
+
+def _question_figure(rows, notebook, path):
+    """Stacked bars per question: share of students with full, partial and no credit (and ungraded)."""
+    questions = list(dict.fromkeys(r["grade_id"] for r in rows if r["notebook"] == notebook))
+    full, partial, zero, pending = [], [], [], []
+    for question in questions:
+        cells = [r for r in rows if r["notebook"] == notebook and r["grade_id"] == question]
+        n = len(cells)
+        pending.append(sum(r["needs_manual_grade"] for r in cells) / n)
+        graded = [r for r in cells if not r["needs_manual_grade"]]
+        full.append(sum(r["score"] >= r["max_score"] > 0 for r in graded) / n)
+        zero.append(sum(r["score"] <= 0 for r in graded) / n)
+        partial.append(1 - full[-1] - zero[-1] - pending[-1])
+    height = max(3.0, 0.32 * len(questions) + 1.8)
+    fig, ax = plt.subplots(figsize=(8, height))
+    left = [0.0] * len(questions)
+    for values, label, color in ((full, "full credit", "#2e7d32"), (partial, "partial", "#f9a825"),
+                                 (zero, "no credit", "#c62828"), (pending, "awaiting manual grading", "#9e9e9e")):
+        ax.barh(questions, values, left=left, label=label, color=color)
+        left = [a + b for a, b in zip(left, values)]
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("share of students")
+    ax.set_title(f"{notebook}: score distribution per question")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.4, -0.45 / height * 2.5), ncol=2, fontsize=8, frameon=False)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def _total_figure(totals, max_total, path):
+    fig, ax = plt.subplots(figsize=(6, 3))
+    ax.hist(list(totals.values()), bins=min(20, max(5, len(totals))), range=(0, max_total), color="#1565c0")
+    ax.set_xlabel(f"total score (of {max_total:g})")
+    ax.set_ylabel("students")
+    ax.set_title("Total scores")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def _table(header, rows):
+    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def flag_details(record):
+    """Human-readable lines explaining a student's flags."""
+    lines = []
+    for rec in record.notebooks.values():
+        if rec.status != "graded":
+            lines.append(f"{rec.notebook}: {rec.reason}")
+        lines += [f"{rec.notebook}: {message}" for kind, message in rec.problems if kind != "not-run"]
+        not_run = sum(kind == "not-run" for kind, _ in rec.problems)
+        if not_run:
+            lines.append(f"{rec.notebook}: {not_run} cell(s) not run")
+        lines += [f"{rec.notebook}: {kind} {grade_id} (restored from the gradebook before grading)"
+                  for kind, grade_id in rec.tampered]
+        lines += [f"{rec.notebook} cell {s['cell']} line {s['line']}: {s['reason']}: {s['code']}" for s in rec.suspicious]
+    if not record.sandboxed:
+        lines.append("graded without a sandbox")
+    return lines
+
+
+def student_summary(course, assignment):
+    """``(notebooks, {student: {notebook: (score, max)}})`` from the gradebook."""
+    rows = score_rows(course, assignment)
+    notebooks = sorted({r["notebook"] for r in rows})
+    table = collections.defaultdict(dict)
+    for r in rows:
+        score, maximum = table[r["student"]].get(r["notebook"], (0.0, 0.0))
+        table[r["student"]][r["notebook"]] = (score + r["score"], maximum + r["max_score"])
+    return notebooks, dict(table)
+
+
+def write_report(course, assignment):
+    """Write ``reports/<assignment>/index.html`` and its PNGs; return the HTML path."""
+    out = course.reports_dir / assignment
+    out.mkdir(parents=True, exist_ok=True)
+    rows = score_rows(course, assignment)
+    if not rows:
+        raise ValueError(f"no graded submissions of {assignment} in the gradebook: run `eep590 autograde {assignment}` first")
+    records = load_records(course, assignment)
+    notebooks, table = student_summary(course, assignment)
+    students = sorted(table)
+    totals = {s: sum(score for score, _ in table[s].values()) for s in students}
+    max_total = sum(maximum for _, maximum in next(iter(table.values())).values())
+
+    _total_figure(totals, max_total, out / "total_scores.png")
+    parts = [f"<h1>{html.escape(assignment)}: class report</h1>",
+             f"<p>{len(students)} submissions; generated {datetime.datetime.now():%Y-%m-%d %H:%M}.</p>"]
+    if any(not r.sandboxed for r in records.values()):
+        parts.append("<p class='warn'>Some submissions were graded WITHOUT a sandbox (bubblewrap missing or disabled).</p>")
+    values = list(totals.values())
+    parts.append("<h2>Total scores</h2>" + _table(
+        ["mean", "median", "min", "max", "out of"],
+        [[f"{statistics.mean(values):.1f}", f"{statistics.median(values):.1f}", f"{min(values):g}", f"{max(values):g}", f"{max_total:g}"]]))
+    parts.append("<img src='total_scores.png' alt='histogram of total scores'>")
+
+    parts.append("<h2>Per-question score distributions</h2>")
+    for notebook in notebooks:
+        image = f"questions_{notebook}.png"
+        _question_figure(rows, notebook, out / image)
+        stats = []
+        for question in dict.fromkeys(r["grade_id"] for r in rows if r["notebook"] == notebook):
+            cells = [r for r in rows if r["notebook"] == notebook and r["grade_id"] == question]
+            stats.append([question, cells[0]["kind"], f"{cells[0]['max_score']:g}",
+                          f"{statistics.mean(r['score'] for r in cells):.2f}",
+                          f"{100 * sum(r['score'] >= r['max_score'] > 0 for r in cells) / len(cells):.0f}%",
+                          sum(r["needs_manual_grade"] for r in cells)])
+        parts.append(f"<h3>{html.escape(notebook)}</h3><img src='{image}' alt='score distribution per question'>")
+        parts.append(_table(["question", "graded", "points", "mean", "full credit", "awaiting manual grading"], stats))
+
+    failures = common_failures(course, assignment, students)
+    parts.append("<h2>Most common failures</h2>" + (_table(["students", "notebook", "test", "error"], failures)
+                                                     if failures else "<p>No test failed.</p>"))
+
+    flagged = [(s, ", ".join(records[s].flags), "; ".join(flag_details(records[s])))
+               for s in students if s in records and records[s].flags]
+    parts.append("<h2>Flagged submissions</h2>" + (_table(["student", "flags", "details"], flagged)
+                                                    if flagged else "<p>None.</p>"))
+
+    per_student = [[s] + [f"{table[s][n][0]:g} / {table[s][n][1]:g}" for n in notebooks] + [f"{totals[s]:g}",
+                   ", ".join(records[s].flags) if s in records else ""] for s in students]
+    parts.append("<h2>Students</h2>" + _table(["student", *notebooks, "total", "flags"], per_student))
+    style = ("<style>body{font-family:sans-serif;max-width:1100px;margin:auto}table{border-collapse:collapse;margin:1em 0}"
+             "td,th{border:1px solid #ccc;padding:3px 8px;text-align:left;vertical-align:top}.warn{color:#c62828;font-weight:bold}</style>")
+    path = out / "index.html"
+    path.write_text(f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(assignment)} report</title>"
+                    f"{style}</head><body>{''.join(parts)}</body></html>")
+    return path
+
+
+def summary_text(course, assignment):
+    """A plain-text table, one row per student: score per notebook, total, flags."""
+    notebooks, table = student_summary(course, assignment)
+    records = load_records(course, assignment)
+    header = ["student", *notebooks, "total", "flags"]
+    lines = []
+    for student in sorted(table):
+        scores = [f"{table[student][n][0]:g}/{table[student][n][1]:g}" for n in notebooks]
+        total = sum(s for s, _ in table[student].values())
+        maximum = sum(m for _, m in table[student].values())
+        flags = ", ".join(records[student].flags) if student in records else ""
+        lines.append([student, *scores, f"{total:g}/{maximum:g}", flags])
+    widths = [max(len(str(row[i])) for row in [header] + lines) for i in range(len(header))]
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+    return "\n".join(fmt.format(*row) for row in [header] + lines)
+
+
+def question_text(course, assignment, notebook):
+    """A plain-text table of one notebook: one row per graded cell, one column per student."""
+    rows = [r for r in score_rows(course, assignment) if r["notebook"] == notebook]
+    questions = list(dict.fromkeys(r["grade_id"] for r in rows))
+    students = sorted({r["student"] for r in rows})
+    score = {(r["student"], r["grade_id"]): r for r in rows}
+    header = ["question", "points", *students]
+    lines = [[q, f"{score[(students[0], q)]['max_score']:g}"]
+             + [("?" if score[(s, q)]["needs_manual_grade"] else f"{score[(s, q)]['score']:g}") for s in students]
+             for q in questions]
+    widths = [max(len(str(row[i])) for row in [header] + lines) for i in range(len(header))]
+    fmt = "  ".join([f"{{:<{widths[0]}}}"] + [f"{{:>{w}}}" for w in widths[1:]])
+    return "\n".join(fmt.format(*row) for row in [header] + lines)
+
+
+__all__ = ["write_report", "summary_text", "question_text", "score_rows", "common_failures", "Path"]

@@ -1,0 +1,247 @@
+"""hw2 cnn_training.ipynb: SmallCNN tests, checkpoint grading (never training) and its failure modes.
+
+One module-scoped fixture runs the source notebook once in quick mode (EEP590_QUICK=1: tiny subsets on the
+CPU, as a student's smoke test would) and grades six fake submissions with one nbgrader course:
+
+- solution: the source notebook with the instructor checkpoints of tests/assets/hw2 beside it,
+- release: the generated student version, no checkpoints,
+- quick: the source notebook with the checkpoints its own quick run just wrote (barely trained),
+- wrong_arch: the model class changed after saving (stem_channels) so the CIFAR-10 checkpoint no longer fits,
+  an MNIST checkpoint naming a class the notebook does not define, and a SmallCNN whose dropout stays on in
+  eval mode,
+- degraded: the instructor CIFAR-10 model with three classes switched off (partial credit) and a truncated
+  (corrupt) mnist_model.pt.
+The release, with no checkpoints at all, shows what a missing checkpoint gets.
+"""
+import copy
+import os
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+import torch
+
+from nbgrader_harness import REPO, ScratchCourse, cell_by_grade_id, grade_ids, read_notebook, with_cell_source
+
+HW, NAME = "hw2", "cnn_training"
+SOURCE = REPO / "source" / HW / f"{NAME}.ipynb"
+ASSETS = REPO / "tests" / "assets" / HW
+CIFAR_CELL, MNIST_CELL = "cifar10_model_accuracy", "mnist_model_accuracy"
+CIFAR_FLOOR, CIFAR_FULL, CIFAR_POINTS = 0.40, 0.70, 20
+DEAD_CLASSES = (0, 1, 2)  # classes the degraded model can never predict
+
+
+def _checkpoint(state_dict, **metadata):
+    """Bytes of a save_checkpoint file (written through the course package, as students do)."""
+    from eep590_utils.train import save_checkpoint
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = save_checkpoint(state_dict, Path(tmp) / "model.pt", **metadata)
+        return path.read_bytes()
+
+
+def _notebook_namespace():
+    """The source notebook's setup-free model code (FastCifarNet, SmallCNN, ...) run in a fresh namespace."""
+    nb = read_notebook(SOURCE)
+    namespace = {}
+    exec("import numpy as np\nimport torch\nimport torch.nn.functional as F\nfrom torch import nn", namespace)
+    for grade_id in ("small_cnn", "cifar10_model_definition"):
+        exec(cell_by_grade_id(nb, grade_id).source, namespace)
+    return namespace
+
+
+def _cifar10_grading_accuracy(state_dict, metadata):
+    """Accuracy of a FastCifarNet checkpoint on the grader's 2,000 CIFAR-10 test images, computed here."""
+    from eep590_utils.data import CIFAR10_MEAN, CIFAR10_STD, load_cifar10
+
+    model = _notebook_namespace()[metadata["architecture"]](**metadata["model_kwargs"])
+    model.load_state_dict(state_dict)
+    model.float().eval()
+    _, _, images, labels = load_cifar10()
+    x = torch.from_numpy(images[:2000]).permute(0, 3, 1, 2).float() / 255
+    x = (x - torch.tensor(CIFAR10_MEAN).view(3, 1, 1)) / torch.tensor(CIFAR10_STD).view(3, 1, 1)
+    with torch.no_grad():
+        predictions = torch.cat([model(chunk).argmax(1) for chunk in x.split(500)])
+    return float((predictions.numpy() == labels[:2000]).mean())
+
+
+def _run_quick(nb, workdir):
+    """Execute nb in workdir with EEP590_QUICK=1 (not grading): it trains on tiny subsets and saves checkpoints."""
+    from nbclient import NotebookClient
+
+    nb = copy.deepcopy(nb)
+    saved = {key: os.environ.get(key) for key in ("EEP590_QUICK", "NBGRADER_EXECUTION")}
+    os.environ["EEP590_QUICK"] = "1"
+    os.environ.pop("NBGRADER_EXECUTION", None)
+    try:
+        NotebookClient(nb, timeout=300, kernel_name="python3",
+                       resources={"metadata": {"path": str(workdir)}}).execute()
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    return nb
+
+
+def _autograde(course, submissions):
+    """{student: (notebook, {file name: bytes})} -> ({student: {grade_id: (score, max)}}, autograded folder)."""
+    from nbgrader.api import Gradebook
+
+    course.generate(HW)
+    api = course.api()
+    for student, (nb, files) in submissions.items():
+        folder = course.root / "submitted" / student / HW
+        folder.mkdir(parents=True)
+        nbformat.write(nb, str(folder / f"{NAME}.ipynb"))
+        for file_name, data in files.items():
+            (folder / file_name).write_bytes(data)
+        result = api.autograde(HW, student)
+        if not result["success"]:
+            raise RuntimeError(f"autograde {student} failed:\n{result.get('log')}\n{result.get('error')}")
+    grades = {}
+    with Gradebook(api.coursedir.db_url, api.coursedir.course_id) as gb:
+        for student in submissions:
+            sub = gb.find_submission_notebook(NAME, HW, student)
+            grades[student] = {g.name: (g.score, g.max_score) for g in sub.grades}
+    return grades
+
+
+def _output_text(nb, grade_id):
+    cell = cell_by_grade_id(nb, grade_id)
+    parts = []
+    for output in cell.get("outputs", []):
+        parts.append(output.get("text", ""))
+        parts.append(str(output.get("data", {}).get("text/plain", "")))
+        parts.append(" ".join(output.get("traceback", [])))
+    return "\n".join(parts)
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    source = read_notebook(SOURCE)
+    cifar_bytes, mnist_bytes = (ASSETS / "cifar10_model.pt").read_bytes(), (ASSETS / "mnist_model.pt").read_bytes()
+
+    quick_dir = tmp_path_factory.mktemp("quick_run")
+    quick_nb = _run_quick(source, quick_dir)
+    quick_files = {name: (quick_dir / name).read_bytes() for name in ("cifar10_model.pt", "mnist_model.pt")
+                   if (quick_dir / name).is_file()}
+
+    from eep590_utils.train import load_checkpoint
+
+    cifar_state, cifar_meta = load_checkpoint(ASSETS / "cifar10_model.pt")
+    mnist_state, mnist_meta = load_checkpoint(ASSETS / "mnist_model.pt")
+    degraded_state = {k: v.clone() for k, v in cifar_state.items()}
+    for k in DEAD_CLASSES:  # features after the global max-pool of GELUs are >= -0.17: these logits sink far below
+        degraded_state["head.weight"][k] = -20.0
+    degraded_bytes = _checkpoint(degraded_state, **{k: v for k, v in cifar_meta.items()
+                                                    if k in ("architecture", "model_kwargs")})
+    alien_mnist = _checkpoint(mnist_state, architecture="ResNet18", model_kwargs={})
+
+    definition = cell_by_grade_id(source, "cifar10_model_definition").source
+    assert "stem_channels=24" in definition
+    wrong = with_cell_source(source, "cifar10_model_definition", definition.replace("stem_channels=24", "stem_channels=12"))
+    small_cnn = cell_by_grade_id(source, "small_cnn").source
+    assert "self.dropout(self.features(x).flatten(1))" in small_cnn
+    always_dropout = small_cnn.replace("self.dropout(self.features(x).flatten(1))",
+                                       "F.dropout(self.features(x).flatten(1), self.dropout.p, training=True)")
+    wrong = with_cell_source(wrong, "small_cnn", always_dropout)
+
+    course = ScratchCourse(tmp_path_factory.mktemp("course"))
+    release = read_notebook(course.generate(HW) / f"{NAME}.ipynb")
+    submissions = {
+        "solution": (source, {"cifar10_model.pt": cifar_bytes, "mnist_model.pt": mnist_bytes}),
+        "release": (release, {}),
+        "quick": (source, quick_files),
+        "wrong_arch": (wrong, {"cifar10_model.pt": cifar_bytes, "mnist_model.pt": alien_mnist}),
+        "degraded": (source, {"cifar10_model.pt": degraded_bytes, "mnist_model.pt": mnist_bytes[: len(mnist_bytes) // 2]}),
+    }
+    grades = _autograde(course, submissions)
+    autograded = {student: course.autograded_notebook(HW, student, NAME) for student in submissions}
+    return dict(grades=grades, autograded=autograded, course=course, source=source, quick_nb=quick_nb,
+                quick_files=quick_files, cifar_state=cifar_state, cifar_meta=cifar_meta,
+                degraded_state=degraded_state, cifar_bytes=cifar_bytes, mnist_bytes=mnist_bytes)
+
+
+def test_solution_with_instructor_checkpoints_scores_full_marks(graded):
+    grades = graded["grades"]["solution"]
+    tests = grade_ids(graded["source"])
+    assert {CIFAR_CELL, MNIST_CELL} <= set(tests)
+    assert {g: grades[g] for g in tests if grades[g][0] != grades[g][1]} == {}
+    text = _output_text(graded["autograded"]["solution"], CIFAR_CELL)
+    assert re.search(r"classifies \d+\.\d+% of 2000 held-out test images", text), text
+
+
+def test_instructor_checkpoint_is_small_and_clears_the_full_marks_threshold(graded):
+    assert (ASSETS / "cifar10_model.pt").stat().st_size <= 5 * 2**20
+    assert graded["cifar_meta"]["architecture"] == "FastCifarNet"
+    assert _cifar10_grading_accuracy(graded["cifar_state"], graded["cifar_meta"]) >= CIFAR_FULL
+
+
+def test_grading_never_trains_and_leaves_checkpoints_alone(graded):
+    folder = graded["course"].root / "autograded" / "solution" / HW
+    assert (folder / "cifar10_model.pt").read_bytes() == graded["cifar_bytes"]
+    assert (folder / "mnist_model.pt").read_bytes() == graded["mnist_bytes"]
+    every_output = nbformat.writes(graded["autograded"]["solution"])
+    assert "epoch 1/" not in every_output, "a training loop ran during grading"
+    # the same notebook does train when it is not graded (its quick run printed train's progress bars)
+    assert "epoch 1/" in nbformat.writes(graded["quick_nb"])
+
+
+def test_release_scores_zero_on_every_autograded_cell(graded):
+    grades = graded["grades"]["release"]
+    assert {g: grades[g] for g in grade_ids(graded["source"]) if grades[g][0] != 0} == {}
+    assert "no checkpoint at" in _output_text(graded["autograded"]["release"], CIFAR_CELL)
+
+
+def test_missing_and_corrupt_checkpoints_get_zero_with_a_clear_message(graded):
+    release = graded["autograded"]["release"]
+    assert graded["grades"]["release"][CIFAR_CELL] == (0, CIFAR_POINTS)
+    assert "cifar10_model.pt: 0/20 points. CheckpointError: no checkpoint at" in _output_text(release, CIFAR_CELL)
+    assert "mnist_model.pt: 0/8 points. CheckpointError: no checkpoint at" in _output_text(release, MNIST_CELL)
+    grades, nb = graded["grades"]["degraded"], graded["autograded"]["degraded"]
+    assert grades[MNIST_CELL] == (0, 8)
+    assert re.search(r"mnist_model\.pt: 0/8 points\. CheckpointError: .*corrupt", _output_text(nb, MNIST_CELL))
+    # a bad checkpoint costs only its own cell
+    assert grades["small_cnn_train_eval_behaviour"] == (3, 3)
+
+
+def test_wrong_architecture_gets_zero_with_a_clear_message(graded):
+    grades, nb = graded["grades"]["wrong_arch"], graded["autograded"]["wrong_arch"]
+    assert grades[CIFAR_CELL] == (0, CIFAR_POINTS)
+    cifar_text = _output_text(nb, CIFAR_CELL)
+    assert "does not fit this FastCifarNet" in cifar_text and "stem.weight" in cifar_text, cifar_text
+    assert grades[MNIST_CELL] == (0, 8)
+    assert "architecture='ResNet18', which is not an nn.Module class defined in this notebook" in _output_text(nb, MNIST_CELL)
+
+
+def test_dropout_left_on_in_eval_mode_loses_the_behaviour_points_only(graded):
+    grades = graded["grades"]["wrong_arch"]
+    assert grades["small_cnn_train_eval_behaviour"] == (0, 3)
+    assert grades["small_cnn_output_shape"] == (2, 2)
+    assert grades["small_cnn_layers"] == (1, 1)
+
+
+def test_partial_credit_is_linear_in_the_measured_accuracy(graded):
+    score, max_score = graded["grades"]["degraded"][CIFAR_CELL]
+    accuracy = _cifar10_grading_accuracy(graded["degraded_state"], graded["cifar_meta"])
+    expected = CIFAR_POINTS * min(1, max(0, (accuracy - CIFAR_FLOOR) / (CIFAR_FULL - CIFAR_FLOOR)))
+    assert max_score == CIFAR_POINTS
+    assert 0 < score < CIFAR_POINTS, (score, accuracy)
+    assert score == pytest.approx(expected, abs=0.011)
+    assert f"{accuracy:.2%}" in _output_text(graded["autograded"]["degraded"], CIFAR_CELL)
+
+
+def test_quick_run_trains_saves_and_earns_little(graded):
+    nb = graded["quick_nb"]
+    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
+    assert errors == []
+    assert set(graded["quick_files"]) == {"cifar10_model.pt", "mnist_model.pt"}
+    assert "CIFAR-10 test accuracy" in _output_text(nb, "cifar10_training")
+    grades = graded["grades"]["quick"]
+    assert grades[CIFAR_CELL][0] < CIFAR_POINTS / 2, grades[CIFAR_CELL]
+    assert grades[MNIST_CELL][0] < 8, grades[MNIST_CELL]
+    assert "held-out test images" in _output_text(graded["autograded"]["quick"], CIFAR_CELL)
