@@ -248,7 +248,7 @@ class NotebookRunner:
                         self._mark_not_run(order[position - 1:], f"not run: the notebook used up its {self.limits.notebook_timeout:.0f} s wall-time limit")
                         return len(order)
                     client.timeout = max(1, int(min(self.limits.cell_timeout, remaining)))
-                    problem = await self._execute(client, watch, cell, index, deadline)
+                    problem = await self._execute(client, watch, cell, index, remaining < self.limits.cell_timeout)
                     if problem is None:
                         replay.append((index, cell))
                         continue
@@ -265,14 +265,14 @@ class NotebookRunner:
             finally:
                 watch.stop()
 
-    async def _execute(self, client, watch, cell, index, deadline):
+    async def _execute(self, client, watch, cell, index, cut_by_wall_time):
         """Run one cell; None when it ran (errors in it are the student's own), else (kind, message)."""
         t0 = time.monotonic()
         problem = None
         try:
             await client.async_execute_cell(cell, index)
         except CellTimeoutError:
-            if time.monotonic() >= deadline - 0.5:
+            if cut_by_wall_time:
                 problem = ("wall-time", f"the notebook passed its {self.limits.notebook_timeout:.0f} s wall-time limit in this cell")
             else:
                 problem = ("timeout", f"this cell ran longer than the {self.limits.cell_timeout:.0f} s limit per cell and was stopped")
