@@ -1,0 +1,127 @@
+"""The README's main job: the demo on the bundled hw1 sample class, with every student's expected score
+per question; the bundled samples stay in sync with hw1's source and release."""
+import csv
+import html
+import os
+import re
+import shutil
+import sys
+
+import nbformat
+import pytest
+from conftest import REPO
+
+from eep590_utils.grading.course import Course
+from eep590_utils.grading.demo import run_demo
+from eep590_utils.grading.report import score_rows
+from eep590_utils.grading.release import secret_lines
+from eep590_utils.grading.samples import build_samples
+from eep590_utils.grading.sandbox import bwrap_path
+
+os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"]
+
+BN_FORWARD = ["batchnorm_forward_train_stats", "batchnorm_forward_matches_torch", "batchnorm_running_averages"]
+BN_BACKWARD = ["batchnorm_backward_gradient_check", "batchnorm_backward_matches_autograd"]
+SPATIAL = ["spatial_batchnorm_forward_train_stats", "spatial_batchnorm_forward_matches_torch",
+           "spatial_batchnorm_backward_gradient_check", "spatial_batchnorm_backward_matches_autograd"]
+DROPOUT_FORWARD = ["dropout_forward_statistics", "dropout_forward_matches_definition"]
+DROPOUT_BACKWARD = ["dropout_backward_gradient_check", "dropout_backward_matches_definition"]
+CROSS_CORR = ["cross_corr_2d_example", "cross_corr_2d_matches_conv2d", "multi_in_out_example", "multi_in_out_matches_conv2d"]
+
+# student -> notebook -> "all" (every graded cell scores 0, written answers included: nothing to grade)
+#                       or the autograded cells that score 0 (every other autograded cell: full marks)
+EXPECTED_ZERO = {
+    "perfect": {},
+    "blank": {"batchnorm_dropout": "auto", "cross_correlation": "auto", "warmup": "auto"},
+    "partial_conv": {"cross_correlation": CROSS_CORR, "batchnorm_dropout": BN_FORWARD + BN_BACKWARD + SPATIAL},
+    "partial_dropout": {"batchnorm_dropout": DROPOUT_FORWARD + ["dropout_backward_gradient_check"],
+                        "warmup": ["lr_curve_labels_correct"]},
+    "broken": {"cross_correlation": "all", "warmup": "all", "batchnorm_dropout": DROPOUT_FORWARD + DROPOUT_BACKWARD},
+    "endless": {"batchnorm_dropout": DROPOUT_BACKWARD},
+    "hostile": {"cross_correlation": ["cross_corr_2d_example", "cross_corr_2d_shape_and_dtype", "cross_corr_2d_matches_conv2d",
+                                      "cross_corr_2d_keeps_dtype", "multi_in_out_example", "multi_in_out_matches_conv2d"]},
+}
+EXPECTED_FLAGS = {
+    "perfect": set(), "blank": set(), "partial_conv": set(), "partial_dropout": set(),
+    "broken": {"corrupt", "missing"}, "endless": {"timeout", "suspicious-code"},
+    "hostile": {"suspicious-code", "edited-locked-cell", "deleted-cell"},
+}
+
+
+def test_samples_are_in_sync_with_hw1():
+    built = build_samples(REPO / "source" / "hw1", REPO / "release" / "hw1")
+    on_disk = {d.name: sorted(p.name for p in d.iterdir()) for d in (REPO / "samples" / "hw1").iterdir()}
+    assert on_disk == {s: sorted(files) for s, files in built.items()}
+    for student, files in built.items():
+        for name, nb in files.items():
+            text = (REPO / "samples" / "hw1" / student / name).read_text()
+            expected = nb if isinstance(nb, str) else nbformat.writes(nb)
+            assert text.strip() == expected.strip(), f"samples/hw1/{student}/{name} is stale: run python -m eep590_utils.grading.samples"
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    """The demo, run on a copy of the kit (so the repository's own release/ is not rewritten)."""
+    root = tmp_path_factory.mktemp("kit")
+    for part in ("source", "samples"):
+        shutil.copytree(REPO / part, root / part)
+    shutil.copy(REPO / "nbgrader_config.py", root)
+    lines = []
+    demo_course = run_demo(Course(root), dest=root / "demo-course", workers=2, cell_timeout=30, echo=lines.append)
+    return Course(root), demo_course, "\n".join(lines)
+
+
+def test_demo_rebuilds_every_release(demo):
+    kit, _, log = demo
+    for assignment in kit.assignments():
+        assert f"release/{assignment}:" in log
+        for path in kit.path("source", assignment=assignment).glob("*.ipynb"):
+            assert (kit.path("release", assignment=assignment) / path.name).is_file()
+
+
+@pytest.mark.parametrize("student", sorted(EXPECTED_ZERO))
+def test_every_sample_student_scores_as_expected_per_question(demo, student):
+    _, course, _ = demo
+    if student == "hostile" and not bwrap_path():
+        pytest.skip("without bubblewrap the hostile sample can read the solutions (autograde warns loudly)")
+    rows = [r for r in score_rows(course, "hw1") if r["student"] == student]
+    assert {r["notebook"] for r in rows} == {"warmup", "cross_correlation", "batchnorm_dropout"}
+    for r in rows:
+        expected = EXPECTED_ZERO[student].get(r["notebook"], [])
+        if expected == "all" or (expected == "auto" and r["kind"] == "auto") or r["grade_id"] in expected:
+            want = 0.0
+        elif r["kind"] == "manual":
+            assert r["needs_manual_grade"], r  # written answers wait for a grader
+            continue
+        else:
+            want = r["max_score"]
+        assert r["score"] == want, f"{student} {r['notebook']} {r['grade_id']}: {r['score']} != {want}"
+
+
+def test_demo_flags_and_summary(demo):
+    _, course, log = demo
+    from eep590_utils.grading.autograde import load_records
+
+    records = load_records(course, "hw1")
+    assert {s: set(r.flags) for s, r in records.items()} == EXPECTED_FLAGS
+    for student in EXPECTED_ZERO:
+        assert re.search(rf"^{student}\s", log, re.M), f"no summary row for {student}"
+    assert "perfect " in log and "45/65" in log  # 25 + 15 + 5 autograded warm-up points; 20 wait for manual grading
+
+
+def test_demo_feedback_report_and_grades_hold_no_secrets(demo):
+    _, course, _ = demo
+    secrets = set()
+    for path in course.path("source", assignment="hw1").glob("*.ipynb"):
+        found = secret_lines(nbformat.read(path, as_version=4))
+        secrets |= found["hidden test"] | found["mark scheme"]
+    assert len(secrets) > 50
+    files = sorted(course.path("feedback").glob("*/hw1/*.html"))
+    assert len(files) == 19  # 7 students x 3 notebooks, less broken's corrupt and missing ones
+    report = course.reports_dir / "hw1" / "index.html"
+    for path in files + [report]:
+        text = html.unescape(re.sub(r"<[^>]+>", "", path.read_text()))
+        leaked = [s for s in secrets if s in text]
+        assert not leaked, f"{path}: {leaked[:3]}"
+    rows = list(csv.DictReader((course.reports_dir / "grades.csv").open()))
+    assert {r["student_id"] for r in rows} == {"Points Possible", *EXPECTED_ZERO}
