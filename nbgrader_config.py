@@ -28,9 +28,9 @@ c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
 # Keep at most this many lines of each output in autograded notebooks and feedback.
 c.LimitOutput.max_lines = 200
 # LMS downloads (Canvas style: "<student>_<number>_<number>_<notebook>.ipynb", optional "_late_" marker).
-c.ZipCollectApp.archive_directory = "downloaded/{assignment_id}/archive"
+# (nbgrader matches the regexp against the extracted file's whole path, hence the leading folder part)
 c.FileNameCollectorPlugin.named_regexp = (
-    r"^(?P<student_id>[A-Za-z0-9.\-]+)_(?:late_)?(?:\d+_)*(?P<file_id>[A-Za-z0-9_\-]+\.ipynb)$"
+    r"^(?:.*[/\\])?(?P<student_id>[A-Za-z0-9.\-]+)_(?:late_)?(?:\d+_)*(?P<file_id>[A-Za-z0-9_\-]+\.ipynb)$"
 )
 
 # Feedback never shows hidden tests (code or traceback lines) or mark schemes (see eep590_utils/grading/feedback.py).

@@ -9,6 +9,7 @@ import zipfile
 from pathlib import Path
 
 from nbgrader.apps.zipcollectapp import ZipCollectApp
+from nbgrader.plugins.zipcollect import FileNameCollectorPlugin
 from nbgrader.utils import capture_log, temp_attrs
 
 from .course import CourseError
@@ -39,9 +40,9 @@ def collect_zip(course, assignment, archive):
     archive = Path(archive)
     if not zipfile.is_zipfile(archive):
         raise CourseError(f"{archive} is not a zip file")
+    app = ZipCollectApp(coursedir=course.coursedir, config=course.config)  # (re)applies the config: before temp_attrs
+    app.force = True
     with temp_attrs(course.coursedir, assignment_id=assignment):
-        app = ZipCollectApp(coursedir=course.coursedir, config=course.config)
-        app.force = True
         archive_dir = Path(app._format_collect_path(app.archive_directory))
         if archive_dir.exists():
             shutil.rmtree(archive_dir)
@@ -50,5 +51,11 @@ def collect_zip(course, assignment, archive):
         result = capture_log(app)
     if not result["success"]:
         raise CourseError(f"zip_collect failed for {archive}:\n{result.get('error') or result.get('log')}")
-    students = sorted(s for s in course.submitted_students(assignment))
-    return students
+    plugin = FileNameCollectorPlugin(config=course.config)
+    with zipfile.ZipFile(archive) as zipped:
+        students = sorted({info["student_id"] for name in zipped.namelist() if (info := plugin.collect(name))})
+    collected = [s for s in students if s in course.submitted_students(assignment)]
+    if not collected:
+        raise CourseError(f"no notebook in {archive} has a name like <student>_..._<notebook>.ipynb "
+                          f"(FileNameCollectorPlugin.named_regexp in nbgrader_config.py): nothing was collected")
+    return collected

@@ -10,7 +10,8 @@ import eep590_utils
 
 WATCHED_MODULES = {"np", "numpy", "torch", "F", "nn", "eep590_utils", "math", "builtins", "random", "os", "sys"}
 PROTECTED_NAMES = set(eep590_utils.__all__) | {"print", "open", "isinstance", "len", "float", "int", "abs", "round"}
-FRAME_ATTRS = {"_getframe", "f_back", "f_locals", "f_globals", "currentframe", "stack", "getouterframes", "trace"}
+FRAME_ATTRS = {"_getframe", "f_back", "f_locals", "f_globals", "currentframe", "getouterframes"}
+INSPECT_ATTRS = {"stack", "trace", "getframeinfo", "getsource"}  # frame inspection only on the inspect module
 RISKY_CALLS = {
     "system": "runs a shell command", "popen": "runs a shell command", "Popen": "runs a process",
     "run": None, "check_output": "runs a process", "socket": "opens a network socket",
@@ -28,6 +29,7 @@ def _snippet(source, node):
 class _Scanner(ast.NodeVisitor):
     def __init__(self, source):
         self.source, self.flags = source, []
+        self.depth, self.globals = 0, set()  # inside a function, a name is local unless declared global
 
     def flag(self, node, reason):
         self.flags.append((reason, node.lineno, _snippet(self.source, node)))
@@ -39,7 +41,7 @@ class _Scanner(ast.NodeVisitor):
                 base = base.value
             if isinstance(base, ast.Name) and base.id in WATCHED_MODULES:
                 self.flag(node, f"reassigns {ast.unparse(target)} (a library function)")
-        elif isinstance(target, ast.Name) and target.id in PROTECTED_NAMES:
+        elif isinstance(target, ast.Name) and target.id in PROTECTED_NAMES and (not self.depth or target.id in self.globals):
             self.flag(node, f"rebinds {target.id} (a builtin or eep590_utils name the tests use)")
         elif isinstance(target, (ast.Tuple, ast.List)):
             for element in target.elts:
@@ -55,9 +57,14 @@ class _Scanner(ast.NodeVisitor):
         self.generic_visit(node)
 
     def visit_FunctionDef(self, node):
-        if node.name in PROTECTED_NAMES:
+        if node.name in PROTECTED_NAMES and not self.depth:
             self.flag(node, f"redefines {node.name} (a builtin or eep590_utils name the tests use)")
+        self.depth += 1
         self.generic_visit(node)
+        self.depth -= 1
+
+    def visit_Global(self, node):
+        self.globals.update(node.names)
 
     visit_AsyncFunctionDef = visit_FunctionDef
 
@@ -73,9 +80,13 @@ class _Scanner(ast.NodeVisitor):
         self.generic_visit(node)
 
     def visit_Attribute(self, node):
-        if node.attr in FRAME_ATTRS and not (node.attr == "stack" and ast.unparse(node.value) in {"np", "numpy", "torch"}):
+        if node.attr in FRAME_ATTRS or (node.attr in INSPECT_ATTRS and ast.unparse(node.value) == "inspect"):
             self.flag(node, f"uses {ast.unparse(node)} (inspects call frames)")
         self.generic_visit(node)
+
+    def visit_Constant(self, node):
+        if isinstance(node.value, str) and ("../" in node.value or node.value.startswith(("/work", "/home", "/root", "/srv"))):
+            self.flag(node, f"refers to {node.value[:60]!r} (outside the submission)")
 
     def visit_Call(self, node):
         name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
@@ -86,7 +97,8 @@ class _Scanner(ast.NodeVisitor):
                 if isinstance(arg, ast.Constant) and isinstance(arg.value, str) and (
                         arg.value.startswith(("/", "~")) or ".." in arg.value):
                     self.flag(node, f"reads {arg.value!r} (outside the submission)")
-        elif name in ("exec", "eval", "__import__", "compile"):
+        elif name in ("exec", "eval", "__import__", "compile") and (
+                isinstance(node.func, ast.Name) or ast.unparse(node.func.value) == "builtins"):
             self.flag(node, f"calls {name}()")
         elif RISKY_CALLS.get(name):
             self.flag(node, f"calls {name}() ({RISKY_CALLS[name]})")

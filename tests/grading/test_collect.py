@@ -18,7 +18,7 @@ from toy_course import make_toy_course, solved  # noqa: E402
 
 os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"]  # nbgrader runs alembic
 
-ZIP_BUGS = ("collect_zip collects nothing (returns [] and succeeds): (1) collect.py:42 ZipCollectApp(coursedir=..., "
+ZIP_BUGS = ("collect_zip collects nothing (returns [] and succeeds): (1) collect.py:43 ZipCollectApp(coursedir=..., "
             "config=course.config) re-applies nbgrader_config.py's CourseDirectory.assignment_id='' to the shared "
             "coursedir, undoing temp_attrs(assignment_id=...): create the app first, then set the assignment; "
             "(2) nbgrader_config.py sets ZipCollectApp.archive_directory to a path, but it is the step name "
@@ -63,7 +63,6 @@ def _canvas_zip(path, members):
     return path
 
 
-@pytest.mark.xfail(strict=True, reason=ZIP_BUGS)
 def test_collect_zip_with_canvas_names(course, notebooks, tmp_path):
     archive = _canvas_zip(tmp_path / "submissions.zip", {
         "alice_123_456_toy.ipynb": notebooks["alice"],
@@ -78,9 +77,6 @@ def test_collect_zip_with_canvas_names(course, notebooks, tmp_path):
     assert course.submitted_students("toy") == ["alice", "bob"]
 
 
-@pytest.mark.xfail(strict=True, reason="collect_zip returns [] without an error when no file in the zip matches a "
-                                       "student (collect_folder raises CourseError then): raise CourseError naming the "
-                                       "archive and the skipped file names when nothing was collected")
 def test_collect_zip_that_matches_no_student_is_an_error(course, notebooks, tmp_path):
     archive = _canvas_zip(tmp_path / "odd.zip", {"readme.txt": b"not a submission"})
     with pytest.raises(CourseError, match="odd.zip"):

@@ -291,7 +291,6 @@ BUG_ATTRIBUTE_CALLS = ("scan.py _Scanner.visit_Call: `name` is the attribute nam
                        "node.func is an ast.Name (or builtins.<name>)")
 
 
-@pytest.mark.xfail(strict=True, reason=BUG_ATTRIBUTE_CALLS)
 @pytest.mark.parametrize("source", [
     "model.eval()\nwith torch.no_grad():\n    logits = model(x)",
     "net = copy.deepcopy(net).cpu().eval()",
@@ -302,18 +301,11 @@ def test_methods_named_eval_or_compile_are_not_flagged(source):
     assert scan_source(source) == []
 
 
-@pytest.mark.xfail(strict=True, reason="scan.py FRAME_ATTRS contains 'trace': np.trace / torch.trace / torch.jit.trace "
-                                       "(ordinary numerics and model export) are reported as frame inspection. Only "
-                                       "flag `trace` on `inspect` (inspect.trace()), as `stack` is only exempted for np/torch")
 @pytest.mark.parametrize("source", ["t = np.trace(A)", "t = torch.trace(A)", "traced = torch.jit.trace(model, example)"])
 def test_matrix_trace_and_jit_trace_are_not_flagged(source):
     assert scan_source(source) == []
 
 
-@pytest.mark.xfail(strict=True, reason="scan.py _Scanner._check_target flags a Name target in PROTECTED_NAMES even when "
-                                       "it is a local variable of a function (e.g. `accuracy = correct / total` in a "
-                                       "training helper), which cannot affect the tests. Track function scope: skip Name "
-                                       "targets inside FunctionDef/Lambda bodies unless the name is declared `global`")
 def test_a_local_variable_named_like_an_eep590_function_is_not_flagged():
     source = ("def evaluate_model(model, loader):\n"
               "    correct = total = 0\n"
@@ -350,7 +342,7 @@ def test_scan_notebook_reports_only_cells_the_student_wrote():
     release = _release()
     given = [cell.source for cell in release.cells]
     nb = copy.deepcopy(release)
-    nb.cells[2].source = "def f(x):\n    check_close = lambda *a, **k: None\n    return x"   # the student's solution
+    nb.cells[2].source = "def f(x):\n    global check_close\n    check_close = lambda *a, **k: None\n    return x"  # the student's solution
     nb.cells[5].source = "import subprocess"                                                 # the student's scratch cell
     nb.cells.append(new_code_cell("\nnp.allclose = lambda *a: True\n"))                   # a new cell
     # a locked, non-solution cell the student edited: restored from the gradebook before it runs, so not scanned
@@ -361,7 +353,7 @@ def test_scan_notebook_reports_only_cells_the_student_wrote():
         by_cell.setdefault(entry["cell"], []).append(entry)
     assert sorted(by_cell) == [2, 5, 6], found
     assert by_cell[2][0]["grade_id"] == "f" and "check_close" in by_cell[2][0]["reason"]
-    assert by_cell[2][0]["line"] == 2 and by_cell[2][0]["code"] == "check_close = lambda *a, **k: None"
+    assert by_cell[2][0]["line"] == 3 and by_cell[2][0]["code"] == "check_close = lambda *a, **k: None"
     assert by_cell[5][0]["grade_id"] is None and "subprocess" in by_cell[5][0]["reason"]
     assert "np.allclose" in by_cell[6][0]["reason"]
 
@@ -383,7 +375,6 @@ def test_scan_notebook_scans_an_unlocked_graded_solution_cell():
     assert [e["grade_id"] for e in found] == ["answer"]
 
 
-@pytest.mark.xfail(strict=True, reason=BUG_ATTRIBUTE_CALLS)
 def test_reference_solutions_of_every_assignment_are_not_flagged():
     """A student who submits exactly the instructor's solutions gets no "suspicious code" flag."""
     flagged = {}
