@@ -273,7 +273,9 @@ def sandbox_readonly_paths():
              str(data._REPO_SHARED_DATA)]
     if os.environ.get("EEP590_DATA"):
         paths.append(os.environ["EEP590_DATA"])
-    return [os.path.realpath(p) for p in paths if os.path.exists(p)]
+    # both the path as given (a symlink, say ../shared) and where it really is
+    found = {os.path.abspath(p) for p in paths if os.path.exists(p)} | {os.path.realpath(p) for p in paths if os.path.exists(p)}
+    return sorted(found)
 
 
 def kernel_data_env():
@@ -282,7 +284,7 @@ def kernel_data_env():
 
     env = {"EEP590_CACHE": str(data._cache_dir())}
     if os.environ.get("EEP590_DATA"):
-        env["EEP590_DATA"] = os.path.realpath(os.environ["EEP590_DATA"])
+        env["EEP590_DATA"] = os.path.abspath(os.environ["EEP590_DATA"])
     return env
 
 
