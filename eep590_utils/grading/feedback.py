@@ -8,6 +8,7 @@ any output line anywhere that quotes a hidden line is dropped. nbgrader's ``Clea
 ``ClearMarkScheme`` then clear the sources. ``nbgrader_config.py`` installs the same chain, so plain
 ``nbgrader generate_feedback`` is safe too.
 """
+import html
 import re
 
 from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
@@ -81,6 +82,33 @@ def generate_feedback(course, assignment, student=None):
     result = course.api.generate_feedback(assignment, student_id=student, force=True)
     if not result["success"]:
         raise CourseError(f"nbgrader generate_feedback {assignment} failed:\n{result.get('error') or result.get('log')}")
+    write_ungraded_notices(course, assignment, student)
     base = course.path("feedback")
     pattern = f"{student or '*'}/{assignment}/*.html"
     return sorted(base.glob(pattern))
+
+
+NOTICE = """<!DOCTYPE html><html><head><meta charset="utf-8"><title>{notebook}</title></head>
+<body style="font-family:sans-serif;max-width:800px;margin:2em auto">
+<h1>{assignment} / {notebook}</h1><p><b>Score: 0 / {max_score:g}</b></p>
+<p>This notebook could not be graded: {reason}.</p>
+<p>If you think this is a mistake, contact the course staff with the file you submitted.</p></body></html>"""
+
+
+def write_ungraded_notices(course, assignment, student=None):
+    """A feedback page for each notebook that was missing or could not be read (nbgrader makes none)."""
+    from .autograde import load_records
+
+    with course.gradebook() as gb:
+        maxima = {nb.name: nb.max_score for nb in gb.find_assignment(assignment).notebooks}
+    for name, record in load_records(course, assignment).items():
+        if student and name != student:
+            continue
+        for rec in record.notebooks.values():
+            if rec.status in ("missing", "corrupt"):
+                folder = course.path("feedback", name, assignment)
+                folder.mkdir(parents=True, exist_ok=True)
+                reason = html.escape(rec.reason.rstrip(".").replace("; it scores 0", ""))
+                (folder / f"{rec.notebook}.html").write_text(NOTICE.format(
+                    assignment=html.escape(assignment), notebook=html.escape(rec.notebook),
+                    max_score=maxima.get(rec.notebook, 0), reason=reason))

@@ -17,6 +17,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import nbformat  # noqa: E402
 
 from .autograde import load_records  # noqa: E402
+from .export import export_grades  # noqa: E402
 from .feedback import MIN_QUOTED, REDACTED, hidden_lines  # noqa: E402
 
 TOP_FAILURES = 20
@@ -212,6 +213,8 @@ def write_report(course, assignment):
     parts.append("<h2>Students</h2>" + _table(["student", *notebooks, "total", "flags"], per_student))
     style = ("<style>body{font-family:sans-serif;max-width:1100px;margin:auto}table{border-collapse:collapse;margin:1em 0}"
              "td,th{border:1px solid #ccc;padding:3px 8px;text-align:left;vertical-align:top}.warn{color:#c62828;font-weight:bold}</style>")
+    export_grades(course, out / "grades.csv", [assignment])
+    parts.append("<p>Grades for the LMS gradebook: <a href='grades.csv'>grades.csv</a>.</p>")
     path = out / "index.html"
     path.write_text(f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(assignment)} report</title>"
                     f"{style}</head><body>{''.join(parts)}</body></html>")

@@ -117,7 +117,9 @@ def test_demo_feedback_report_and_grades_hold_no_secrets(demo):
         secrets |= found["hidden test"] | found["mark scheme"]
     assert len(secrets) > 50
     files = sorted(course.path("feedback").glob("*/hw1/*.html"))
-    assert len(files) == 19  # 7 students x 3 notebooks, less broken's corrupt and missing ones
+    assert len(files) == 21  # 7 students x 3 notebooks; broken's corrupt and missing ones get a notice page
+    notice = (course.path("feedback", "broken", "hw1") / "warmup.html").read_text()
+    assert "could not be graded" in notice and "warmup.ipynb was not submitted" in notice
     report = course.reports_dir / "hw1" / "index.html"
     for path in files + [report]:
         text = html.unescape(re.sub(r"<[^>]+>", "", path.read_text()))

@@ -162,12 +162,14 @@ def test_feedback_shows_scores_and_visible_tests_but_no_hidden_test_or_mark_sche
     course, _, _ = graded
     files = generate_feedback(course, "toy")
     students = {p.parts[-3] for p in files}
-    assert students == set(EXPECTED) - {"dave"}  # no notebook to give feedback on: dave's was corrupt
+    assert students == set(EXPECTED)
+    dave = (course.path("feedback", "dave", "toy") / "toy.html").read_text()
+    assert "could not be graded" in dave and "not a readable notebook" in dave and "0 / 6" in dave
     for path in files:
         text = html.unescape(re.sub(r"<[^>]+>", "", path.read_text()))
         assert HIDDEN_CHECK not in text and "add(10, -3)" not in text, path
         assert "SECRET RUBRIC TEXT" not in text and "MARK SCHEME" not in text, path
-        assert "check_close(add(2, 3), 5" in text or path.parts[-3] == "erin"
+        assert "check_close(add(2, 3), 5" in text or path.parts[-3] in ("erin", "dave")
     bob = html.unescape(re.sub(r"<[^>]+>", "", (course.path("feedback", "bob", "toy") / "toy.html").read_text()))
     assert "add is wrong on negative numbers" in bob  # the hidden test's message, without its code
     assert "Score: 2.0 / 6.0" in bob or "2.0 / 6.0" in bob
@@ -185,6 +187,8 @@ def test_report_has_distributions_failures_and_flags_without_secrets(graded):
             assert re.search(rf"{student}\s+[^\n]*{flag}", text), (student, flag)
     assert "not a readable notebook" in text
     assert HIDDEN_CHECK not in text and "SECRET RUBRIC TEXT" not in text
+    rows = list(csv.DictReader((path.parent / "grades.csv").open()))
+    assert rows[0]["student_id"] == "Points Possible" and {r["student_id"] for r in rows[1:]} == set(EXPECTED)
 
 
 def test_grades_export_for_the_lms(graded, tmp_path):
