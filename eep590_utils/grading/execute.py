@@ -49,6 +49,12 @@ class ExecutionResult:
         return sorted({kind for kind, _ in self.problems})
 
 
+# Run (on one line, so tracebacks keep their line numbers but one) before every test cell: a student who
+# rebinds check_close, or patches eep590_utils.checks, cannot make the tests pass that way.
+FRESH_CHECKS = ("import importlib as _eep590_il, eep590_utils.checks as _eep590_checks; _eep590_il.reload(_eep590_checks); "
+                "from eep590_utils.checks import check_close, check_shape, check_type, check_true; "
+                "del _eep590_il, _eep590_checks\n")
+
 _ERROR_NAMES = {"timeout": "CellTimeoutError", "wall-time": "NotebookTimeoutError",
                 "memory": "MemoryLimitError", "crash": "DeadKernelError"}
 
@@ -152,7 +158,9 @@ def _matplotlib_cache_copy(dest):
 class NotebookRunner:
     """Runs one notebook; ``run()`` returns an :class:`ExecutionResult`."""
 
-    def __init__(self, nb, workdir, limits=None, sandbox_readonly=(), use_sandbox=True, env=None, threads=1):
+    def __init__(self, nb, workdir, limits=None, sandbox_readonly=(), use_sandbox=True, env=None, threads=1,
+                 fresh_checks=True):
+        self.fresh_checks = fresh_checks  # test cells get eep590_utils' checks afresh (see FRESH_CHECKS)
         self.nb = nb
         self.workdir = os.path.abspath(workdir)
         self.limits = limits or Limits()
@@ -269,6 +277,9 @@ class NotebookRunner:
         """Run one cell; None when it ran (errors in it are the student's own), else (kind, message)."""
         t0 = time.monotonic()
         problem = None
+        original = cell.source
+        if self.fresh_checks and cell_role(cell) == "test":
+            cell.source = FRESH_CHECKS + original
         try:
             await client.async_execute_cell(cell, index)
         except CellTimeoutError:
@@ -282,5 +293,7 @@ class NotebookRunner:
                                      f"{self.limits.memory_bytes / GiB:.1f} GiB memory limit, and was stopped")
             else:
                 problem = ("crash", "the kernel died while running this cell")
+        finally:
+            cell.source = original
         self.result.cell_seconds.append((index, cell_role(cell), time.monotonic() - t0))
         return problem

@@ -49,7 +49,13 @@ EXPECTED = {
     "grace": ((0, 0, 1), ["suspicious-code"]),  # tries to read the solution and overwrite others
     "heidi": ((1, 2, 0), ["memory"]),  # 1.5 GiB allocation in mul's cell
     "ivan": ((1, 2, 0), ["crash"]),  # kills its kernel in mul's cell
+    "mallory": ((0, 0, 1), ["suspicious-code"]),  # disables check_close instead of writing add
 }
+MALLORY = """import eep590_utils.checks
+eep590_utils.checks.check_close = lambda *args, **kwargs: None
+check_close = lambda *args, **kwargs: None
+def add(a, b):
+    return 0"""
 
 
 def _submissions(release_nb):
@@ -61,7 +67,10 @@ def _submissions(release_nb):
     heidi.cells[5].source = "import numpy as np\nhog = np.ones(3 * 2**30 // 16)\nhog += 1\n" + heidi.cells[5].source
     ivan = solved(release_nb)
     ivan.cells[5].source = "import os\nos.kill(os.getpid(), 9)\n" + ivan.cells[5].source
+    mallory = solved(release_nb)
+    mallory.cells[2].source = MALLORY
     return {
+        "mallory": mallory,
         "alice": solved(release_nb),
         "bob": solved(release_nb, add="return a - b if b < 0 else a + b"),
         "carol": release_nb,
