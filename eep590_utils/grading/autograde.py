@@ -24,6 +24,7 @@ goes to ``reports/<hw>/records/`` for the class report.
 import json
 import logging
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -246,19 +247,49 @@ def record_all_zero(course, assignment, student):
         shutil.rmtree(folder)
 
 
-def sanitize(course, assignment, student, staging):
-    """Run nbgrader's sanitize step for one staged submission; return its log on failure, else None."""
+def sanitize(course, assignment, student, staging, notebook="*"):
+    """Run nbgrader's sanitize step for one staged submission (or one of its notebooks); return what went
+    wrong, in a line, on failure, else None."""
     config = course.config.copy()
     # nbgrader builds regular expressions from its folder names: keep the staging folder inside the course
     relative = os.path.relpath(staging, course.root)
     with temp_attrs(course.coursedir, assignment_id=assignment, student_id=student,
-                    submitted_directory=relative, notebook_id="*"):
+                    submitted_directory=relative, notebook_id=notebook):
         app = _Sanitize(coursedir=course.coursedir, config=config)
         app.force = True
         result = capture_log(app)
-    if not result["success"]:
-        return (result.get("error") or result.get("log") or "nbgrader failed").strip()
-    return None
+    if result["success"]:
+        return None
+    lines = [line.strip() for line in (result.get("log") or "").splitlines() + (result.get("error") or "").splitlines()]
+    useful = [line for line in lines if line and "Traceback" not in line and "see the the above traceback" not in line
+              and not line.startswith(("File ", "^", "~"))]
+    exceptions = [re.sub(r"^[\w.]*?(\w+(?:Error|Exception|Entry)): ", r"\1: ", line) for line in useful
+                  if re.match(r"^[\w.]+(Error|Exception|Entry)\b: ", line) and "NbGraderException" not in line]
+    errors = [line for line in useful if "Error" in line or "error" in line]
+    return (exceptions or errors or useful or ["nbgrader failed"])[-1][:300]
+
+
+def sanitize_submission(course, assignment, student, staging, record):
+    """Sanitize a staged submission; a notebook nbgrader cannot process is left out (status ``failed``,
+    scored 0 as missing) without costing the student's other notebooks."""
+    failure = sanitize(course, assignment, student, staging)
+    if not failure:
+        return
+    for name, rec in record.notebooks.items():
+        if rec.status == "graded":
+            problem = sanitize(course, assignment, student, staging, notebook=name)
+            if problem:
+                rec.status, rec.reason = "failed", f"nbgrader could not process {name}.ipynb ({problem}); it scores 0"
+                (Path(staging) / student / assignment / f"{name}.ipynb").unlink()
+    if not any(rec.status == "graded" for rec in record.notebooks.values()):
+        record_all_zero(course, assignment, student)
+        return
+    failure = sanitize(course, assignment, student, staging)
+    if failure:
+        for rec in record.notebooks.values():
+            if rec.status == "graded":
+                rec.status, rec.reason = "failed", f"nbgrader could not process this submission ({failure}); it scores 0"
+        record_all_zero(course, assignment, student)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -375,11 +406,7 @@ def autograde(course, assignment, students=None, workers=None, limits=None, sand
             if not any(rec.status == "graded" for rec in records[student].notebooks.values()):
                 record_all_zero(course, assignment, student)
                 continue
-            failure = sanitize(course, assignment, student, staging)
-            if failure:
-                for rec in records[student].notebooks.values():
-                    if rec.status == "graded":
-                        rec.status, rec.reason = "failed", "nbgrader could not process this submission: " + failure.splitlines()[-1]
+            sanitize_submission(course, assignment, student, staging, records[student])
 
     # Phase 2
     warm_data_cache(course, assignment)

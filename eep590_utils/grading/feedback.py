@@ -105,7 +105,7 @@ def write_ungraded_notices(course, assignment, student=None):
         if student and name != student:
             continue
         for rec in record.notebooks.values():
-            if rec.status in ("missing", "corrupt"):
+            if rec.status in ("missing", "corrupt", "failed"):
                 folder = course.path("feedback", name, assignment)
                 folder.mkdir(parents=True, exist_ok=True)
                 reason = html.escape(rec.reason.rstrip(".").replace("; it scores 0", ""))

@@ -285,3 +285,23 @@ def test_postgresql_gradebook(postgres, tmp_path):
     assert _scores(course, "alice") == (1, 2, 1)
     assert _scores(course, "bob") == (1, 0, 1)
     assert not (root / "gradebook.db").exists()  # everything went to PostgreSQL
+
+
+def test_a_notebook_nbgrader_cannot_process_costs_only_itself(tmp_path):
+    root = make_toy_course(tmp_path / "course")
+    shutil.copy(root / "source" / "toy" / "toy.ipynb", root / "source" / "toy" / "toy2.ipynb")
+    course = Course(root)
+    release(course, "toy")
+    release_nb = nbformat.read(root / "release" / "toy" / "toy.ipynb", as_version=4)
+    bad = solved(release_nb)
+    bad.cells[2].metadata["nbgrader"] = {"grade": True, "solution": True, "points": "lots", "grade_id": "add",
+                                         "schema_version": 3}  # metadata the student broke
+    submit(root, "oscar", solved(release_nb))
+    submit(root, "oscar", bad, name="toy2.ipynb")
+    records = autograde(course, "toy", workers=2, limits=LIMITS, echo=lambda *_: None)
+    assert records["oscar"].notebooks["toy"].status == "graded"
+    assert records["oscar"].notebooks["toy2"].status == "failed"
+    assert "toy2.ipynb" in records["oscar"].notebooks["toy2"].reason and "add" in records["oscar"].notebooks["toy2"].reason
+    assert _scores(course, "oscar") == (1, 2, 1)
+    with course.gradebook() as gb:
+        assert all(g.score == 0 for g in gb.find_submission_notebook("toy2", "toy", "oscar").grades)
