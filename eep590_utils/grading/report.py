@@ -21,6 +21,7 @@ from .export import export_grades  # noqa: E402
 from .feedback import MIN_QUOTED, REDACTED, hidden_lines  # noqa: E402
 
 TOP_FAILURES = 20
+NOT_ATTEMPTED = ("NotImplementedError",)  # the release's stubs raise it
 
 
 def score_rows(course, assignment):
@@ -63,7 +64,8 @@ def _secrets(course, assignment):
 
 
 def common_failures(course, assignment, students):
-    """``[(count, notebook, grade_id, error)]``, most common first: test cells that raised, by error."""
+    """``[(count, notebook, grade_id, error)]``, most common first: test cells that raised, by error
+    (a stub left unanswered, ``NotImplementedError``, is not counted)."""
     secrets = _secrets(course, assignment)
     counter = collections.Counter()
     for student in students:
@@ -81,6 +83,8 @@ def common_failures(course, assignment, students):
                     message = evalue[0][:160] if evalue else ""
                     if any(secret in message for secret in secrets):
                         message = REDACTED
+                    if output.get("ename") in NOT_ATTEMPTED:
+                        break  # the stub was left as handed out: counted apart, not a failure worth a TA's look
                     counter[(path.stem, meta.get("grade_id"), f"{output.get('ename')}: {message}".rstrip(": "))] += 1
                     break
     return [(count, *key) for key, count in counter.most_common(TOP_FAILURES)]
@@ -200,8 +204,9 @@ def write_report(course, assignment):
         parts.append(_table(["question", "graded", "points", "mean", "full credit", "awaiting manual grading"], stats))
 
     failures = common_failures(course, assignment, students)
-    parts.append("<h2>Most common failures</h2>" + (_table(["students", "notebook", "test", "error"], failures)
-                                                     if failures else "<p>No test failed.</p>"))
+    parts.append("<h2>Most common failures</h2><p>Failing tests by error, most frequent first (unanswered "
+                 "stubs, NotImplementedError, left out).</p>" + (_table(["students", "notebook", "test", "error"], failures)
+                                                                 if failures else "<p>No test failed.</p>"))
 
     flagged = [(s, ", ".join(records[s].flags), "; ".join(flag_details(records[s])))
                for s in students if s in records and records[s].flags]
