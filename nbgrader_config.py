@@ -8,9 +8,13 @@ here = os.path.dirname(os.path.abspath(__file__))
 c.CourseDirectory.course_id = "eep590"
 c.CourseDirectory.root = here
 # SQLite next to this file by default; set EEP590_DB_URL (e.g. postgresql://user@host/eep590) for many graders.
-c.CourseDirectory.db_url = os.environ.get("EEP590_DB_URL", "sqlite:///" + os.path.join(here, "gradebook.db"))
-# Files that never travel into a release or an autograded copy.
-c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", ".*"]
+# (postgresql://... works as written: it is given the psycopg2 driver the kit installs)
+from eep590_utils.grading.course import normalize_db_url  # noqa: E402
+
+c.CourseDirectory.db_url = normalize_db_url(os.environ.get("EEP590_DB_URL", "sqlite:///" + os.path.join(here, "gradebook.db")))
+# Files that never travel into a release or an autograded copy (judges/: the instructor's judges, see
+# docs/authoring.md, never leave source/: no student and no student's kernel can read them).
+c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", ".*", "judges"]
 # Assignments, in release order (nbgrader creates them in the gradebook on generate_assignment).
 c.CourseDirectory.assignment_id = ""
 
@@ -37,6 +41,15 @@ c.FileNameCollectorPlugin.named_regexp = (
 from eep590_utils.grading.feedback import FEEDBACK_PREPROCESSORS  # noqa: E402
 
 c.GenerateFeedback.preprocessors = FEEDBACK_PREPROCESSORS
+# Plain `nbgrader autograde` stops with a message: test cells are decided by judges (eep590 autograde).
+# (EEP590_ALLOW_PLAIN_AUTOGRADE=1 lets it run, e.g. for benchmarks/grading_throughput.py's baseline.)
+if os.environ.get("EEP590_ALLOW_PLAIN_AUTOGRADE") != "1":
+    from nbgrader.converters import Autograde as _Autograde  # noqa: E402
+
+    from eep590_utils.grading.judge import JudgesRequired  # noqa: E402
+
+    c.Autograde.autograde_preprocessors = [JudgesRequired] + list(
+        _Autograde.class_traits()["autograde_preprocessors"].default())
 # Grading limits (eep590 autograde): wall time per notebook, resident memory per kernel, parallel workers (0 = cores).
 c.GradingLimits.notebook_timeout = int(os.environ.get("EEP590_NOTEBOOK_TIMEOUT", "900"))
 c.GradingLimits.memory_limit_mb = int(os.environ.get("EEP590_MEMORY_LIMIT_MB", "4096"))

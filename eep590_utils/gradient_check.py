@@ -50,6 +50,28 @@ def _scalar_value(value, what):
         raise ValueError(f"{what} needs f to return a number, but f returned {type(value).__name__}") from None
 
 
+def _evaluate_around(f, x, ix, h, keep):
+    """``(keep(f(x + h e_ix)), keep(f(x - h e_ix)))``, with ``x[ix]`` restored even if ``f`` or ``keep`` raises.
+
+    x: array (modified in place during the call); ix: index of one entry; keep: turns each value of ``f`` into
+    what is kept (a float, or a copied array), before ``x`` changes again: an ``f`` that returns a view of ``x``
+    is safe.
+    """
+    old = x[ix].copy()
+    try:
+        x[ix] = old + h
+        plus = keep(f(x))
+        x[ix] = old - h
+        minus = keep(f(x))
+    finally:
+        x[ix] = old
+    return plus, minus
+
+
+def _keep_array(value):
+    return np.array(value, dtype=np.float64, copy=True)
+
+
 def rel_error(x, y):
     """Maximum relative error ``|x - y| / max(1e-8, |x| + |y|)`` over all entries.
 
@@ -68,7 +90,7 @@ def rel_error(x, y):
 def eval_numerical_gradient(f, x, verbose=False, h=1e-5):
     """Numerical gradient of a scalar function ``f`` at ``x``.
 
-    x: array of any shape (modified in place during the call, restored after).
+    x: array of any shape (modified in place during the call, restored after, also when f raises).
     Returns grad, same shape as x, with grad[i] = d f(x) / d x[i].
     """
     x = _as_float_array(x, "x")
@@ -76,14 +98,7 @@ def eval_numerical_gradient(f, x, verbose=False, h=1e-5):
     it = np.nditer(x, flags=["multi_index"], op_flags=["readwrite"])
     while not it.finished:
         ix = it.multi_index
-        old = x[ix]
-        x[ix] = old + h
-        fxph = f(x)
-        x[ix] = old - h
-        fxmh = f(x)
-        x[ix] = old
-        fxph = _scalar_value(fxph, "eval_numerical_gradient")
-        fxmh = _scalar_value(fxmh, "eval_numerical_gradient")
+        fxph, fxmh = _evaluate_around(f, x, ix, h, lambda value: _scalar_value(value, "eval_numerical_gradient"))
         grad[ix] = (fxph - fxmh) / (2 * h)
         if verbose:
             print(ix, grad[ix])
@@ -103,12 +118,7 @@ def eval_numerical_gradient_array(f, x, df, h=1e-5):
     it = np.nditer(x, flags=["multi_index"], op_flags=["readwrite"])
     while not it.finished:
         ix = it.multi_index
-        old = x[ix]
-        x[ix] = old + h
-        pos = np.array(f(x), dtype=np.float64, copy=True)
-        x[ix] = old - h
-        neg = np.array(f(x), dtype=np.float64, copy=True)
-        x[ix] = old
+        pos, neg = _evaluate_around(f, x, ix, h, _keep_array)
         if pos.shape != df.shape:
             raise ValueError(f"f(x) has shape {pos.shape} but df has shape {df.shape}")
         grad[ix] = np.sum((pos - neg) * df) / (2 * h)
@@ -134,14 +144,7 @@ def grad_check_sparse(f, x, analytic_grad, num_checks=10, h=1e-5, seed=None):
     errors = []
     for _ in range(num_checks):
         ix = tuple(pick(m) for m in x.shape)
-        old = x[ix]
-        x[ix] = old + h
-        fxph = f(x)
-        x[ix] = old - h
-        fxmh = f(x)
-        x[ix] = old
-        fxph = _scalar_value(fxph, "grad_check_sparse")
-        fxmh = _scalar_value(fxmh, "grad_check_sparse")
+        fxph, fxmh = _evaluate_around(f, x, ix, h, lambda value: _scalar_value(value, "grad_check_sparse"))
         grad_numerical = (fxph - fxmh) / (2 * h)
         grad_analytic = float(analytic_grad[ix])
         err = abs(grad_numerical - grad_analytic) / max(1e-12, abs(grad_numerical) + abs(grad_analytic))

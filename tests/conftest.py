@@ -9,6 +9,8 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 
 os.environ.setdefault("MPLBACKEND", "Agg")
+# Ray clusters in tests stay on 127.0.0.1 (ray 2.60 otherwise advertises the machine's own address)
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 if SHARED_DATA.is_dir():
     os.environ.setdefault("EEP590_DATA", str(SHARED_DATA))
 

@@ -73,12 +73,16 @@ class ScratchCourse:
             self._generated.add(hw)
         return self.root / "release" / hw
 
-    def autograde(self, hw, submissions):
-        """submissions: {student: {notebook_name: NotebookNode or path}} -> grades by grade_id."""
-        from nbgrader.api import Gradebook
+    def autograde(self, hw, submissions, workers=2):
+        """submissions: {student: {notebook_name: NotebookNode or path}} -> grades by grade_id.
+
+        Graded as a class would be: ``eep590 autograde`` (sandboxed where bubblewrap is installed), so every
+        test cell that has a judge in ``source/<hw>/judges/`` is decided by it, outside the kernel."""
+        from eep590_utils.grading.autograde import autograde
+        from eep590_utils.grading.course import Course
+        from eep590_utils.grading.sandbox import bwrap_path
 
         self.generate(hw)
-        api = self.api()
         for student, notebooks in submissions.items():
             folder = self.root / "submitted" / student / hw
             if folder.exists():
@@ -87,11 +91,11 @@ class ScratchCourse:
             for name, nb in notebooks.items():
                 nb = read_notebook(nb) if isinstance(nb, (str, Path)) else nb
                 nbformat.write(nb, str(folder / f"{name}.ipynb"))
-            result = api.autograde(hw, student)
-            if not result["success"]:
-                raise RuntimeError(f"autograde {hw}/{student} failed:\n{result.get('log')}\n{result.get('error')}")
+        course = Course(self.root, db_url="sqlite:///" + str(self.root / "gradebook.db"))
+        self.records = autograde(course, hw, students=sorted(submissions), workers=workers, echo=lambda *_: None,
+                                 sandbox=bwrap_path() is not None)
         grades = {}
-        with Gradebook(api.coursedir.db_url, api.coursedir.course_id) as gb:
+        with course.gradebook() as gb:
             for student, notebooks in submissions.items():
                 grades[student] = {}
                 for name in notebooks:

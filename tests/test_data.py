@@ -10,6 +10,8 @@ import io
 import os
 import pickle
 import struct
+import subprocess
+import sys
 import tarfile
 import warnings
 from pathlib import Path
@@ -110,6 +112,7 @@ def assert_same_arrays(got, want):
 # ------------------------------------------------------------------------------------------- CIFAR-10
 
 
+@pytest.mark.slow
 def test_full_cifar10_from_the_shared_archive(monkeypatch, shared_data, cifar_jpegs):
     """The one test on the real cache: the whole shared archive, decoded once per machine and then cached."""
     if REAL_CACHE is None:
@@ -134,7 +137,13 @@ def test_full_cifar10_from_the_shared_archive(monkeypatch, shared_data, cifar_jp
         checked += 1
     assert checked == 10 * TRAIN_PER_CLASS
     cache = Path(REAL_CACHE).expanduser() if REAL_CACHE else Path.home() / ".cache" / "eep590"
-    assert list(cache.glob("cifar10-*.npz")), f"no cached arrays in {cache}"
+    assert data.cache_dir() == cache
+    cached = list(cache.glob("cifar10-*.npz"))
+    assert cached, f"no cached arrays in {cache}"
+    key = data.cache.fingerprint("archive", shared_data / "cifar10" / "cifar10-jpg.tar.gz")
+    with np.load(cache / f"cifar10-{key}.npz") as npz:  # what the next load reads is what this one returned
+        for name, array in zip(data.cache.ARRAY_NAMES, (X_train, y_train, X_test, y_test)):
+            np.testing.assert_array_equal(npz[name], array)
 
 
 def test_small_archive_decodes_to_the_documented_order_and_pixels(small_archive_root, cifar_jpegs):
@@ -151,7 +160,7 @@ def test_second_load_reads_the_cache_without_decoding(small_archive_root, tmp_ca
     def no_decoding(*args, **kwargs):
         raise AssertionError("decoded again although the cache holds the arrays")
 
-    monkeypatch.setattr(data, "_decode_images", no_decoding)
+    monkeypatch.setattr(data.read, "decode_images", no_decoding)
     assert_same_arrays(load_cifar10(root=small_archive_root), first)
 
 
@@ -203,10 +212,116 @@ def test_png_images_are_read(tmp_path, cifar_jpegs):
     np.testing.assert_array_equal(y_train, want_y)
 
 
+# ------------------------------------------------------------------------------ fast decoding, reading, caching
+
+
+@pytest.fixture(scope="module")
+def archive_sample(shared_data):
+    """``[(name, jpeg bytes)]``: every 12th image of the shared archive (5000 of 60,000, all classes and splits)."""
+    raw = gzip.decompress((shared_data / "cifar10" / "cifar10-jpg.tar.gz").read_bytes())
+    files = data.read.tar_files(raw)
+    assert len(files) == 60000
+    return files[::12]
+
+
+def test_torchvision_batches_decode_bitwise_like_pillow(archive_sample):
+    """The fast path (torchvision's libjpeg-turbo, batches in threads) gives Pillow's pixels exactly.
+
+    Both libraries wrap libjpeg-turbo with the same defaults (integer DCT, fancy upsampling), so equality is
+    exact, not approximate; all 60,000 images of the shared copy agree (benchmarks/data_load.py --check).
+    """
+    assert len(archive_sample) >= data.decode.PARALLEL_MIN_IMAGES  # decode_images takes the threaded path
+    fast = data.decode.decode_images(archive_sample)
+    reference = data.decode.decode_pil_chunk(archive_sample)
+    assert fast.shape == (len(archive_sample), 32, 32, 3) and fast.dtype == np.uint8
+    np.testing.assert_array_equal(fast, reference)
+
+
+@pytest.mark.parametrize("damage, message", [
+    ("truncated", r"sample/bad\.jpg: not a readable JPEG/PNG image"),
+    ("garbage", r"sample/bad\.jpg: not a readable JPEG/PNG image"),
+    ("28x28", r"sample/bad\.jpg: image is 28x28 pixels, expected 32x32"),
+])
+def test_torchvision_batch_with_a_bad_image_names_it(archive_sample, damage, message):
+    blob = archive_sample[0][1]
+    if damage == "28x28":
+        out = io.BytesIO()
+        Image.new("RGB", (28, 28)).save(out, format="JPEG")
+        bad = out.getvalue()
+    else:
+        bad = blob[: len(blob) // 2] if damage == "truncated" else b"\xff\xd8 not a jpeg"
+    items = [(name, blob) for name, blob in archive_sample[:20]] + [("sample/bad.jpg", bad)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # torchvision 0.29 deprecates its decoders
+        with pytest.raises(ValueError, match=message):
+            data.decode.decode_torchvision_chunk(items)
+
+
+def test_tar_reader_agrees_with_tarfile(tmp_path, cifar_jpegs):
+    """The direct header walk returns tarfile's members; pax long names and plain .tar files work too."""
+    long_name = ("train", "cat", "x" * 120 + ".jpg")  # over ustar's 100 characters: a pax header
+    images = {**cifar_jpegs, long_name: cifar_jpegs[("train", "cat", "0000.jpg")]}
+    gz = write_archive(tmp_path / "a" / "cifar10-jpg.tar.gz", cifar_jpegs)
+    pax = write_archive(tmp_path / "b" / "cifar10-jpg.tar.gz", images)
+    plain = tmp_path / "c" / "cifar10-jpg.tar.gz"  # the loader does not go by the suffix
+    plain.parent.mkdir()
+    plain.write_bytes(gzip.decompress(gz.read_bytes()))
+    for path in (gz, pax, plain):
+        want = {split: sorted(entries) for split, entries in data.read.archive_items(path).items()}
+        with tarfile.open(path) as archive:
+            names = {m.name: archive.extractfile(m).read() for m in archive if m.isfile()}
+        got = {(split, CIFAR10_CLASSES[label], filename): blob
+               for split, entries in want.items() for label, filename, _, blob in entries}
+        assert got == {tuple(name.split("/")): blob for name, blob in names.items()}
+    raw = plain.read_bytes()
+    assert data.read.tar_files(raw) == [(n, b) for n, b in data.read._tarfile_files(plain)]
+    assert data.read.tar_files(gzip.decompress(pax.read_bytes())) is None  # pax header: left to tarfile
+    damaged = bytearray(raw)
+    damaged[0] ^= 1  # a bad checksum in the first header
+    assert data.read.tar_files(bytes(damaged)) is None
+
+
+CONCURRENT_LOAD = """
+import sys
+from eep590_utils.data import load_cifar10
+X_train, y_train, X_test, y_test = load_cifar10(root=sys.argv[1])
+print(X_train.shape[0], int(X_train.sum()))
+"""
+
+
+def test_two_processes_decoding_at_once_leave_one_whole_cache(small_archive_root, tmp_cache):
+    """Two cold loads race on the same cache: both succeed, one whole .npz is left and no temporary file."""
+    env = dict(os.environ, EEP590_CACHE=str(tmp_cache))
+    runs = [subprocess.Popen([sys.executable, "-c", CONCURRENT_LOAD, str(small_archive_root)], env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outputs = [run.communicate(timeout=120) for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], outputs
+    assert outputs[0][0] == outputs[1][0]
+    assert [p.name for p in tmp_cache.iterdir() if not p.name.startswith("cifar10-")] == []
+    (cache_file,) = tmp_cache.glob("cifar10-*.npz")
+    assert_same_arrays(data.cache.read_cache(cache_file, lambda *arrays: None), load_cifar10(root=small_archive_root))
+
+
+def test_cache_dir_and_data_dirs_follow_the_environment(tmp_path, monkeypatch):
+    here, shared, cache = tmp_path / "work", tmp_path / "shared", tmp_path / "cache"
+    for folder in (here / "data", shared, cache):
+        folder.mkdir(parents=True)
+    monkeypatch.chdir(here)
+    monkeypatch.setenv("EEP590_DATA", str(shared))
+    monkeypatch.setenv("EEP590_CACHE", str(cache))
+    assert data.cache_dir() == cache
+    assert data.data_dirs() == [shared, here / "data", cache]
+    monkeypatch.setenv("EEP590_DATA", str(tmp_path / "missing"))  # only existing folders are listed
+    monkeypatch.delenv("EEP590_CACHE")
+    assert data.cache_dir() == Path.home() / ".cache" / "eep590"
+    assert data.data_dirs()[0] == here / "data"
+    assert data._cache_dir is data.cache_dir  # alias kept for eep590_utils/grading (deprecated)
+
+
 def write_cifar_pickles(directory, batches):
     """torchvision's cifar-10-batches-py layout: pickled dicts of uint8 (N, 3072) 'data' and 'labels'."""
     directory.mkdir(parents=True)
-    for name, (images, labels) in zip(data._CIFAR_PICKLES, batches):
+    for name, (images, labels) in zip(data.constants.CIFAR_PICKLES, batches):
         with open(directory / name, "wb") as f:
             pickle.dump({"data": images.transpose(0, 3, 1, 2).reshape(len(images), -1), "labels": list(labels)}, f)
 
@@ -297,13 +412,12 @@ def test_missing_root_is_named(tmp_path):
 
 @pytest.fixture
 def no_data_anywhere(tmp_path, monkeypatch, tmp_cache):
-    """EEP590_DATA, ./data, the cache and ../shared/data all empty or missing."""
+    """EEP590_DATA, ./data and the cache all empty or missing."""
     empty = tmp_path / "empty"
     empty.mkdir()
     monkeypatch.setenv("EEP590_DATA", str(empty))
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(data, "_REPO_SHARED_DATA", tmp_path / "shared" / "data")
-    return [empty, tmp_path / "data", tmp_cache, tmp_path / "shared" / "data"]
+    return [empty, tmp_path / "data", tmp_cache]
 
 
 @pytest.mark.parametrize("loader", [load_cifar10, load_mnist])
@@ -320,7 +434,7 @@ def test_download_failure_keeps_the_list_of_places(no_data_anywhere, monkeypatch
     def offline(*args):
         raise OSError("network is unreachable")
 
-    monkeypatch.setattr(data, "_download", offline)
+    monkeypatch.setattr(data.arrays, "_download", offline)
     with pytest.raises(DatasetNotFoundError, match=r"(?s)download=True: downloading into .* failed.*unreachable"):
         load_cifar10(download=True)
 
@@ -334,7 +448,7 @@ def test_download_goes_to_eep590_data_in_torchvision_layout(no_data_anywhere, mo
         calls.append((dataset_class_name, destination))
         write_cifar_pickles(destination / "cifar-10-batches-py", batches)
 
-    monkeypatch.setattr(data, "_download", fake_download)
+    monkeypatch.setattr(data.arrays, "_download", fake_download)
     X_train, y_train, X_test, y_test = load_cifar10(download=True)
     assert calls == [("CIFAR10", no_data_anywhere[0])]
     assert y_train.tolist() == [0, 1, 2, 3, 4] and y_test.tolist() == [5]

@@ -243,3 +243,39 @@ def test_no_warning_for_float64():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         eval_numerical_gradient(lambda v: float(np.sum(v)), np.ones(2))
+
+
+class Boom(Exception):
+    pass
+
+
+@pytest.mark.parametrize("checker", ["eval_numerical_gradient", "eval_numerical_gradient_array", "grad_check_sparse"])
+@pytest.mark.parametrize("fail_on_call", [1, 2, 5])
+def test_x_is_restored_when_f_raises(checker, fail_on_call):
+    """An ``f`` that raises (on x + h, on x - h, or at a later entry) leaves x exactly as it was."""
+    x = np.random.default_rng(0).standard_normal((3, 4))
+    before = x.copy()
+    calls = []
+
+    def f(z):
+        calls.append(1)
+        if len(calls) == fail_on_call:
+            raise Boom
+        return np.sum(z**2)
+
+    with pytest.raises(Boom):
+        if checker == "eval_numerical_gradient":
+            eval_numerical_gradient(f, x)
+        elif checker == "eval_numerical_gradient_array":
+            eval_numerical_gradient_array(lambda z: z * f(z), x, np.ones_like(x))
+        else:
+            grad_check_sparse(f, x, 2 * x, num_checks=5, seed=0)
+    np.testing.assert_array_equal(x, before)
+
+
+def test_x_is_restored_when_f_returns_a_bad_value():
+    """The value check fails after f changed x: x is restored all the same."""
+    x = np.arange(4.0)
+    with pytest.raises(ValueError, match="scalar"):
+        eval_numerical_gradient(lambda z: z, x)
+    np.testing.assert_array_equal(x, np.arange(4.0))

@@ -1,4 +1,4 @@
-"""eep590_utils.train: device, seeding, the training loop, evaluation and metrics, checkpoints.
+"""eep590_utils.training: device, seeding, the training loop, evaluation and metrics, checkpoints.
 
 Everything runs on CPU on tiny synthetic data (a few hundred 2-D points), so the module takes seconds.
 Expected values come from direct computations (argmax, nn.functional.cross_entropy, explicit counting).
@@ -12,7 +12,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from eep590_utils.train import (
+from eep590_utils.training import (
     CheckpointError,
     accuracy,
     confusion_matrix,

@@ -1,65 +1,78 @@
-"""``eep590 autograde``: grade a whole class in parallel, each notebook in its own sandboxed kernel.
+"""``eep590 autograde``: grade a whole class in one run, each notebook in its own sandboxed kernel.
 
 nbgrader's autograde runs one notebook after another in one process, gives a whole student 0 when one
 of their notebooks is corrupt, fails the submission on a loop that ignores SIGINT, and lets student
 code read the course directory. Here the work is split in three phases around nbgrader's own
-preprocessors:
+preprocessors, and every phase isolates every notebook: whatever one submission holds, prints or does,
+it is recorded with its reason and every other notebook is graded exactly as it would be alone.
 
-1. **stage and sanitize** (serial): each submission is copied to a private staging folder; notebooks
-   that are not readable notebooks are left out with the reason recorded (nbgrader then scores them
-   0 as missing, and the student's other notebooks are graded normally); locked cells that were
-   edited or deleted are recorded; nbgrader's sanitize step (``ClearOutput``, ``OverwriteCells`` —
-   which restores edited and deleted test cells from the gradebook —, ...) writes
-   ``autograded/<student>/<hw>/``.
-2. **execute** (parallel, ``workers`` threads): every notebook runs in its own kernel, in a private
-   copy of its student's folder, inside bubblewrap (:mod:`.sandbox`), within the per-cell timeout,
-   the per-notebook wall time and the memory limit (:mod:`.execute`). No gradebook access here.
-3. **score** (serial): nbgrader's ``IgnorePattern``, ``LimitOutput``, ``SaveAutoGrades`` and
-   ``AssignLatePenalties`` write the grades, one notebook at a time, in the main thread: concurrent
+1. **stage and sanitize** (serial, :mod:`.stage`): each submission is copied, links and special files
+   skipped, to a private staging folder; unreadable notebooks are left out with the reason; broken
+   nbgrader metadata is repaired and said; nbgrader's sanitize step writes ``autograded/``.
+2. **execute** (``workers`` threads): every notebook runs in its own kernel, in a private copy of its
+   student's folder, inside bubblewrap (:mod:`.sandbox`), within the per-cell timeout, the per-notebook
+   wall time, and the memory, disk and process limits (:mod:`.execute`). At most ``workers`` kernels
+   are alive at any time. A kernel that does not start is retried; if it never does, the notebook is
+   left *ungraded* (the grader's failure, never the student's 0).
+3. **score** (main thread, as each notebook finishes): nbgrader's ``IgnorePattern``, ``LimitOutput``,
+   ``SaveAutoGrades`` and ``AssignLatePenalties`` write the grades one notebook at a time, so parallel
    workers can neither lose nor duplicate a grade, with SQLite or PostgreSQL.
 
-Every run regrades from scratch (idempotent). A JSON record per student (problems, flags, timings)
-goes to ``reports/<hw>/records/`` for the class report.
+A JSON record per student (status, problems, flags, timings) goes to ``reports/<hw>/records/``; every
+notebook starts the run as ``ungraded`` and becomes final only when scored, so a run that is killed
+(SIGTERM, SIGKILL, a lost machine) never leaves an unfinished grade looking final. SIGTERM and Ctrl-C
+kill every kernel and remove every temporary folder; a run after a SIGKILL removes what the killed one
+left. Every run regrades from scratch (idempotent).
 """
 import json
 import logging
 import os
-import re
+import secrets
 import shutil
-import sys
+import signal
 import tempfile
+import threading
 import time
 import warnings
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from pathlib import Path
 
 import nbformat
+import psutil
 from nbconvert.preprocessors import ClearMetadataPreprocessor
-from nbgrader.converters import Autograde
-from nbgrader.converters.base import BaseConverter
 from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, IgnorePattern, LimitOutput,
                                     SaveAutoGrades)
-from nbgrader.utils import capture_log, temp_attrs
-from traitlets import Integer
+from traitlets import Integer, Unicode
 from traitlets.config import Configurable
 
 import eep590_utils
 
 from .course import CourseError
-from .execute import Limits, NotebookRunner
+from .flags import flag_in_gradebook
+from .jobs import make_job, run_job
+from .judge import judges_path, load_judges
+from .execute import CANCEL, VERDICT, Cancelled, GraderFault, Limits, kill_all_kernels
+from .records import (FAILED, GRADED, UNGRADED, NotebookRecord, StudentRecord, load_records,  # noqa: F401
+                      records_dir, write_record)
 from .sandbox import bwrap_path
-from .scan import scan_notebook
+from .stage import (copy_tree_safely, find_tampering, read_submitted_notebook, record_all_zero,  # noqa: F401
+                    sanitize_submission, stage_submission)
 
 log = logging.getLogger("eep590.autograde")
 
-UNSANDBOXED_WARNING = (
-    "WARNING: bubblewrap (bwrap) is not installed, so student code runs UNSANDBOXED: it can read the "
-    "course directory (source/, the gradebook, other submissions) and reach the network. "
-    "Install it (Debian/Ubuntu: apt-get install bubblewrap) before grading real submissions."
+UNSANDBOXED_REFUSAL = (
+    "bubblewrap (bwrap) is not installed, so student code would run UNSANDBOXED: it could read the course "
+    "directory (source/, the gradebook, other submissions) and reach the network. Install it (Debian/Ubuntu: "
+    "apt-get install bubblewrap), or pass --no-sandbox for notebooks you trust (never for real submissions)."
 )
+NO_SANDBOX_WARNING = "WARNING: sandbox disabled (--no-sandbox): student code runs UNSANDBOXED."
 SCORE_PREPROCESSORS = (IgnorePattern, ClearMetadataPreprocessor, LimitOutput, SaveAutoGrades, AssignLatePenalties,
                        CheckCellMetadata)
+MAX_CELL_SOURCE = 200_000  # characters of a cell kept in the autograded copy (and so in feedback)
+MAX_OUTPUT_CHARS = 200_000  # characters of one text output kept
+MAX_OUTPUT_DATA = 2_000_000  # characters of one image or other rich output kept
+GRADER_RETRIES = 2  # a notebook whose run failed for the grader's reasons is run again this many times
 
 
 class GradingLimits(Configurable):
@@ -67,229 +80,25 @@ class GradingLimits(Configurable):
 
     notebook_timeout = Integer(900, help="Seconds one notebook may run in all, restarts included").tag(config=True)
     memory_limit_mb = Integer(4096, help="Resident memory of one kernel and its children, in MiB").tag(config=True)
+    disk_limit_mb = Integer(1024, help="MiB one notebook may write into its working copy").tag(config=True)
+    max_processes = Integer(64, help="Processes one kernel may have alive at once").tag(config=True)
     workers = Integer(0, help="Notebooks graded at once; 0 means the number of cores").tag(config=True)
+    ray_address = Unicode("", help="Run the execute phase on this Ray cluster ('auto', 'host:port', "
+                          "'ray://host:10001' or 'local'); '' means this machine's threads").tag(config=True)
 
 
 def configured_limits(course, cell_timeout=None, notebook_timeout=None, memory_limit_mb=None):
-    """:class:`Limits` from the course configuration, with any argument given overriding it."""
+    """:class:`Limits` from the course configuration, with any argument given (not None) overriding it."""
     conf = GradingLimits(config=course.config)
-    return Limits(cell_timeout=float(cell_timeout or course.config.Execute.get("timeout", 120)),
-                  notebook_timeout=float(notebook_timeout or conf.notebook_timeout),
-                  memory_bytes=int(memory_limit_mb or conf.memory_limit_mb) * 2**20)
 
+    def pick(given, default):
+        return default if given is None else given
 
-@dataclass
-class NotebookRecord:
-    """What happened to one notebook of one submission."""
-
-    notebook: str
-    status: str = "graded"  # graded | missing | corrupt | failed
-    reason: str = ""  # why it was not graded (missing, corrupt, failed)
-    problems: list = field(default_factory=list)  # [kind, message]: timeout, memory, crash, wall-time, not-run
-    tampered: list = field(default_factory=list)  # [kind, grade_id]: edited-locked-cell, deleted-cell
-    suspicious: list = field(default_factory=list)  # scan.scan_notebook entries
-    kernel_start_s: float = 0.0
-    seconds: dict = field(default_factory=dict)  # role (given, student, test) -> seconds of execution
-    restarts: int = 0
-
-
-@dataclass
-class StudentRecord:
-    student: str
-    assignment: str
-    sandboxed: bool
-    notebooks: dict = field(default_factory=dict)  # name -> NotebookRecord
-
-    @property
-    def flags(self):
-        """Sorted kinds of everything worth a TA's look in this submission."""
-        kinds = set()
-        for rec in self.notebooks.values():
-            if rec.status != "graded":
-                kinds.add(rec.status)
-            kinds.update(kind for kind, _ in rec.problems)
-            kinds.update(kind for kind, _ in rec.tampered)
-            if rec.suspicious:
-                kinds.add("suspicious-code")
-        if not self.sandboxed:
-            kinds.add("unsandboxed")
-        return sorted(kinds)
-
-    def to_json(self):
-        data = asdict(self)
-        data["flags"] = self.flags
-        return data
-
-    @classmethod
-    def from_json(cls, data):
-        notebooks = {name: NotebookRecord(**rec) for name, rec in data["notebooks"].items()}
-        return cls(student=data["student"], assignment=data["assignment"], sandboxed=data["sandboxed"],
-                   notebooks=notebooks)
-
-
-def records_dir(course, assignment):
-    return course.reports_dir / assignment / "records"
-
-
-def load_records(course, assignment):
-    """``{student: StudentRecord}`` from the last autograde of ``assignment``."""
-    directory = records_dir(course, assignment)
-    records = {}
-    for path in sorted(directory.glob("*.json")) if directory.is_dir() else []:
-        record = StudentRecord.from_json(json.loads(path.read_text()))
-        records[record.student] = record
-    return records
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# Phase 1: stage and sanitize
-
-
-def read_submitted_notebook(path):
-    """The notebook at ``path``, or raise ``ValueError`` saying in words why it cannot be graded."""
-    try:
-        with open(path, encoding="utf-8") as handle:
-            nb = nbformat.read(handle, as_version=4)
-    except UnicodeDecodeError as error:
-        raise ValueError(f"not a text file (byte {error.start} is not UTF-8)") from None
-    except Exception as error:  # json.JSONDecodeError, nbformat.reader.NotJSONError, ...
-        message = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise ValueError(f"not a readable notebook: {message[:200]}") from None
-    if not isinstance(nb.get("cells"), list):
-        raise ValueError("not a notebook: it has no list of cells")
-    for index, cell in enumerate(nb.cells):
-        if not isinstance(cell, dict) or cell.get("cell_type") not in ("code", "markdown", "raw"):
-            raise ValueError(f"not a valid notebook: cell {index} has no valid cell_type")
-        if not isinstance(cell.get("source", ""), str):
-            raise ValueError(f"not a valid notebook: cell {index} has a source that is not text")
-    return nb
-
-
-def find_tampering(nb, locked_sources):
-    """``[(kind, grade_id)]`` for locked cells (``{grade_id: source}`` from the gradebook) that the
-    student edited or deleted; nbgrader restores them before grading, this only records it."""
-    present = {}
-    for cell in nb.cells:
-        grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
-        if grade_id:
-            present[grade_id] = cell.get("source", "")
-    found = []
-    for grade_id, source in locked_sources.items():
-        if grade_id not in present:
-            found.append(("deleted-cell", grade_id))
-        elif present[grade_id].strip() != (source or "").strip():
-            found.append(("edited-locked-cell", grade_id))
-    return found
-
-
-def _locked_sources(course, assignment, notebook):
-    """``{grade_id: source}`` of the locked cells as students received them (the release)."""
-    path = course.path("release", assignment=assignment) / f"{notebook}.ipynb"
-    if not path.is_file():
-        return {}
-    found = {}
-    for cell in nbformat.read(path, as_version=4).cells:
-        meta = cell.get("metadata", {}).get("nbgrader", {})
-        if meta.get("locked") and meta.get("grade_id"):
-            found[meta["grade_id"]] = cell.source
-    return found
-
-
-def _release_sources(course, assignment, notebook):
-    path = course.path("release", assignment=assignment) / f"{notebook}.ipynb"
-    if not path.is_file():
-        return []
-    return [cell.source for cell in nbformat.read(path, as_version=4).cells]
-
-
-class _Sanitize(Autograde):
-    """nbgrader's Autograde, stopped after its sanitize step (phase 1)."""
-
-    def convert_single_notebook(self, notebook_filename):
-        self._sanitizing = True
-        self._init_preprocessors()
-        BaseConverter.convert_single_notebook(self, notebook_filename)
-
-
-def stage_submission(course, assignment, student, staging, record):
-    """Copy ``submitted/<student>/<assignment>`` to ``staging`` without the notebooks that cannot be graded."""
-    src = course.path("submitted", student, assignment)
-    dest = Path(staging) / student / assignment
-    shutil.copytree(src, dest, ignore=shutil.ignore_patterns("*.ipynb", ".ipynb_checkpoints"))
-    for name in course.notebooks(assignment):
-        rec = record.notebooks[name]
-        path = src / f"{name}.ipynb"
-        if not path.is_file():
-            rec.status, rec.reason = "missing", f"{name}.ipynb was not submitted"
-            continue
-        try:
-            nb = read_submitted_notebook(path)
-        except ValueError as error:
-            rec.status, rec.reason = "corrupt", f"{name}.ipynb is {error}; it scores 0"
-            continue
-        rec.tampered = [list(t) for t in find_tampering(nb, _locked_sources(course, assignment, name))]
-        rec.suspicious = scan_notebook(nb, _release_sources(course, assignment, name))
-        shutil.copy(path, dest / path.name)
-
-
-def record_all_zero(course, assignment, student):
-    """A submission with no gradable notebook: every grade 0 (nbgrader skips a folder with no notebook)."""
-    with course.gradebook() as gb:
-        gb.update_or_create_student(student)
-        submission = gb.update_or_create_submission(assignment, student)
-        for notebook in submission.notebooks:
-            for grade in notebook.grades:
-                grade.auto_score = 0
-                grade.needs_manual_grade = False
-        gb.db.commit()
-    folder = course.path("autograded", student, assignment)
-    if folder.exists():
-        shutil.rmtree(folder)
-
-
-def sanitize(course, assignment, student, staging, notebook="*"):
-    """Run nbgrader's sanitize step for one staged submission (or one of its notebooks); return what went
-    wrong, in a line, on failure, else None."""
-    config = course.config.copy()
-    # nbgrader builds regular expressions from its folder names: keep the staging folder inside the course
-    relative = os.path.relpath(staging, course.root)
-    with temp_attrs(course.coursedir, assignment_id=assignment, student_id=student,
-                    submitted_directory=relative, notebook_id=notebook):
-        app = _Sanitize(coursedir=course.coursedir, config=config)
-        app.force = True
-        result = capture_log(app)
-    if result["success"]:
-        return None
-    lines = [line.strip() for line in (result.get("log") or "").splitlines() + (result.get("error") or "").splitlines()]
-    useful = [line for line in lines if line and "Traceback" not in line and "see the the above traceback" not in line
-              and not line.startswith(("File ", "^", "~"))]
-    exceptions = [re.sub(r"^[\w.]*?(\w+(?:Error|Exception|Entry)): ", r"\1: ", line) for line in useful
-                  if re.match(r"^[\w.]+(Error|Exception|Entry)\b: ", line) and "NbGraderException" not in line]
-    errors = [line for line in useful if "Error" in line or "error" in line]
-    return (exceptions or errors or useful or ["nbgrader failed"])[-1][:300]
-
-
-def sanitize_submission(course, assignment, student, staging, record):
-    """Sanitize a staged submission; a notebook nbgrader cannot process is left out (status ``failed``,
-    scored 0 as missing) without costing the student's other notebooks."""
-    failure = sanitize(course, assignment, student, staging)
-    if not failure:
-        return
-    for name, rec in record.notebooks.items():
-        if rec.status == "graded":
-            problem = sanitize(course, assignment, student, staging, notebook=name)
-            if problem:
-                rec.status, rec.reason = "failed", f"nbgrader could not process {name}.ipynb ({problem}); it scores 0"
-                (Path(staging) / student / assignment / f"{name}.ipynb").unlink()
-    if not any(rec.status == "graded" for rec in record.notebooks.values()):
-        record_all_zero(course, assignment, student)
-        return
-    failure = sanitize(course, assignment, student, staging)
-    if failure:
-        for rec in record.notebooks.values():
-            if rec.status == "graded":
-                rec.status, rec.reason = "failed", f"nbgrader could not process this submission ({failure}); it scores 0"
-        record_all_zero(course, assignment, student)
+    return Limits(cell_timeout=float(pick(cell_timeout, course.config.Execute.get("timeout", 120))),
+                  notebook_timeout=float(pick(notebook_timeout, conf.notebook_timeout)),
+                  memory_bytes=int(pick(memory_limit_mb, conf.memory_limit_mb)) * 2**20,
+                  disk_bytes=int(conf.disk_limit_mb) * 2**20,
+                  max_processes=int(conf.max_processes))
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -300,10 +109,8 @@ def sandbox_readonly_paths():
     """What a kernel may read besides Python itself: the course package, the data and the data cache."""
     from eep590_utils import data
 
-    paths = [os.path.dirname(os.path.abspath(eep590_utils.__file__)), str(data._cache_dir()),
-             str(data._REPO_SHARED_DATA)]
-    if os.environ.get("EEP590_DATA"):
-        paths.append(os.environ["EEP590_DATA"])
+    paths = [os.path.dirname(os.path.abspath(eep590_utils.__file__)), str(data.cache_dir())]
+    paths += [str(p) for p in data.data_dirs() if Path(p).resolve() != Path.cwd().resolve()]
     # both the path as given (a symlink, say ../shared) and where it really is
     found = {os.path.abspath(p) for p in paths if os.path.exists(p)} | {os.path.realpath(p) for p in paths if os.path.exists(p)}
     return sorted(found)
@@ -313,9 +120,13 @@ def kernel_data_env():
     """Environment the kernel needs to find the data the grader can see."""
     from eep590_utils import data
 
-    env = {"EEP590_CACHE": str(data._cache_dir())}
+    env = {"EEP590_CACHE": str(data.cache_dir())}
     if os.environ.get("EEP590_DATA"):
         env["EEP590_DATA"] = os.path.abspath(os.environ["EEP590_DATA"])
+    else:
+        found = [p for p in data.data_dirs() if Path(p).resolve() != Path(data.cache_dir()).resolve()]
+        if found:  # e.g. the grader's ./data: the kernel runs elsewhere
+            env["EEP590_DATA"] = str(Path(found[0]).resolve())
     return env
 
 
@@ -336,23 +147,56 @@ def warm_data_cache(course, assignment):
                 log.warning("could not pre-load %s for grading: %s", name, error)
 
 
-def execute_notebook(path, limits, sandboxed, threads):
-    """Run the sanitized notebook at ``path`` in a private copy of its folder; return the ExecutionResult."""
-    nb = nbformat.read(path, as_version=4)
-    with tempfile.TemporaryDirectory(prefix="eep590-work-") as tmp:
-        workdir = Path(tmp) / "submission"
-        shutil.copytree(path.parent, workdir, ignore=shutil.ignore_patterns("*.ipynb"))
-        runner = NotebookRunner(nb, workdir, limits=limits, sandbox_readonly=sandbox_readonly_paths(),
-                                use_sandbox=sandboxed, env=kernel_data_env(), threads=threads)
-        return runner.run()
-
-
 # ----------------------------------------------------------------------------------------------------------------
 # Phase 3: score
 
 
+def prepare_for_scoring(nb):
+    """Bound what the executed notebook can carry into scoring and feedback, in place.
+
+    A test cell scores from its outputs: an ``execute_result`` would be read as partial credit (a value
+    nbgrader cannot parse or one past the cell's points stops nbgrader), so test cells keep none but a
+    judge's partial-credit verdict; every
+    cell's source and outputs are capped so a 200 MB cell cannot become a 200 MB feedback page.
+    """
+    for cell in nb.cells:
+        if len(cell.get("source", "")) > MAX_CELL_SOURCE:
+            cell.source = cell.source[:MAX_CELL_SOURCE] + f"\n\n[... cut: this cell held {len(cell.source):,} characters]"
+        if cell.cell_type != "code":
+            continue
+        meta = cell.metadata.get("nbgrader", {})
+        is_test = meta.get("grade") and not meta.get("solution")
+        kept = []
+        for output in cell.get("outputs", []):
+            if is_test and output.get("output_type") == "execute_result" and not output.get("metadata", {}).get(VERDICT):
+                continue  # partial credit comes from a judge's verdict only
+            _cap_output(output)
+            kept.append(output)
+        cell.outputs = kept
+    return nb
+
+
+def _cap_output(output):
+    if isinstance(output.get("text"), str) and len(output["text"]) > MAX_OUTPUT_CHARS:
+        output["text"] = output["text"][:MAX_OUTPUT_CHARS] + "\n[... output cut]\n"
+    data = output.get("data")
+    if isinstance(data, dict):
+        for mime, value in list(data.items()):
+            size = len(value) if isinstance(value, str) else len(json.dumps(value))
+            if mime.startswith("text/") and isinstance(value, str) and size > MAX_OUTPUT_CHARS:
+                data[mime] = value[:MAX_OUTPUT_CHARS] + "\n[... output cut]\n"
+            elif size > MAX_OUTPUT_DATA:
+                del data[mime]
+        if not data:
+            data["text/plain"] = "[output too large: left out]"
+    if output.get("output_type") == "error":
+        output["evalue"] = str(output.get("evalue", ""))[:MAX_OUTPUT_CHARS]
+        output["traceback"] = [str(line)[:MAX_OUTPUT_CHARS] for line in output.get("traceback", [])][:200]
+
+
 def score_notebook(course, assignment, student, notebook, nb):
     """nbgrader's scoring preprocessors on an executed notebook; writes the grades and the notebook."""
+    nb = prepare_for_scoring(nb)
     resources = {"nbgrader": {"student": student, "assignment": assignment, "notebook": notebook,
                               "db_url": course.db_url}}
     for preprocessor in SCORE_PREPROCESSORS:
@@ -369,15 +213,63 @@ def _not_run_copy(nb, reason):
     return nb
 
 
+def score_zero(course, assignment, student, notebook, reason):
+    """Score every autograded cell of a staged notebook 0 (it could not be run or scored), with the reason."""
+    path = course.path("autograded", student, assignment) / f"{notebook}.ipynb"
+    nb = nbformat.read(path, as_version=4)
+    resources = {"nbgrader": {"student": student, "assignment": assignment, "notebook": notebook,
+                              "db_url": course.db_url}}
+    nb, resources = SaveAutoGrades(config=course.config)(_not_run_copy(nb, reason), resources)
+    nbformat.write(nb, path)
+
+
 # ----------------------------------------------------------------------------------------------------------------
+# The run
 
 
 def default_workers():
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
 
 
-def autograde(course, assignment, students=None, workers=None, limits=None, sandbox=True, echo=print):
-    """Grade ``students`` (default: every submission of ``assignment``); return ``{student: StudentRecord}``."""
+TEMP_PREFIXES = ("eep590-work-", "eep590-kernel-")
+
+
+def remove_stale_folders(course):
+    """Remove the temporary folders of runs whose process is gone (a run killed with SIGKILL)."""
+    places = [(course.root, ".eep590-staging-"), *((Path(tempfile.gettempdir()), p) for p in TEMP_PREFIXES)]
+    removed = 0
+    for folder, prefix in places:
+        for path in folder.glob(prefix + "*"):
+            pid = path.name[len(prefix):].split("-")[0]
+            if pid.isdigit() and int(pid) != os.getpid() and not psutil.pid_exists(int(pid)):
+                shutil.rmtree(path, ignore_errors=True)
+                removed += 1
+    return removed
+
+
+class GradingStopped(KeyboardInterrupt):
+    """The run was told to stop (SIGTERM): kernels killed, temporary folders removed, grades kept."""
+
+
+@contextmanager
+def _stop_on_sigterm():
+    """SIGTERM stops the run as Ctrl-C does (in the main thread only: elsewhere signals cannot be set)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum, frame):
+        kill_all_kernels()
+        raise GradingStopped(f"stopped by signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _check_can_grade(course, assignment, students):
     if assignment not in course.assignments():
         raise CourseError(f"no assignment {assignment!r} in source/")
     with course.gradebook() as gb:
@@ -391,62 +283,158 @@ def autograde(course, assignment, students=None, workers=None, limits=None, sand
     missing = [s for s in students if not course.path("submitted", s, assignment).is_dir()]
     if missing:
         raise CourseError(f"no submission folder for {', '.join(missing)} in {course.path('submitted')}")
+    return students
+
+
+def autograde(course, assignment, students=None, workers=None, limits=None, sandbox=True, echo=print, seed=None,
+              cluster=None):
+    """Grade ``students`` (default: every submission of ``assignment``); return ``{student: StudentRecord}``.
+
+    ``sandbox=True`` refuses to run without bubblewrap (:data:`UNSANDBOXED_REFUSAL`); ``sandbox=False``
+    runs student code unsandboxed, for trusted notebooks only, and says so. ``seed`` fixes the judges'
+    inputs (default: fresh for every run, recorded in each student's record). ``cluster`` (a
+    :class:`.cluster.RayCluster`) runs phase 2 on a Ray cluster instead of this machine's threads.
+    """
+    students = _check_can_grade(course, assignment, students)
+    sandboxed = bool(sandbox and bwrap_path())
+    if sandbox and not sandboxed:
+        raise CourseError(UNSANDBOXED_REFUSAL)
+    if not sandboxed:
+        echo(NO_SANDBOX_WARNING)
     workers = workers or GradingLimits(config=course.config).workers or default_workers()
     limits = limits or configured_limits(course)
-    sandboxed = bool(sandbox and bwrap_path())
-    if not sandboxed:
-        echo(UNSANDBOXED_WARNING if sandbox else "WARNING: sandbox disabled (--no-sandbox): student code runs UNSANDBOXED.")
+    if cluster is None and GradingLimits(config=course.config).ray_address:  # see docs/cluster.md
+        from .cluster import make_cluster
+        cluster = make_cluster(GradingLimits(config=course.config).ray_address)
+    CANCEL.clear()
+    remove_stale_folders(course)
     notebooks = course.notebooks(assignment)
-    records = {s: StudentRecord(s, assignment, sandboxed, {n: NotebookRecord(n) for n in notebooks}) for s in students}
-
-    # Phase 1
-    with tempfile.TemporaryDirectory(prefix=".eep590-staging-", dir=course.root) as staging:
-        for student in students:
-            stage_submission(course, assignment, student, staging, records[student])
-            if not any(rec.status == "graded" for rec in records[student].notebooks.values()):
-                record_all_zero(course, assignment, student)
-                continue
-            sanitize_submission(course, assignment, student, staging, records[student])
-
-    # Phase 2
-    warm_data_cache(course, assignment)
-    jobs = [(s, n) for s in students for n in notebooks if records[s].notebooks[n].status == "graded"]
-    threads = max(1, default_workers() // workers)
-
-    def run(job):
-        student, notebook = job
-        path = course.path("autograded", student, assignment) / f"{notebook}.ipynb"
+    seed = secrets.randbits(32) if seed is None else int(seed)
+    for notebook in notebooks:  # a judges file that does not load stops the run before anything is graded
         try:
-            return job, execute_notebook(path, limits, sandboxed, threads), None
-        except Exception as error:  # the kernel never started, the folder vanished, ...
-            return job, None, f"{type(error).__name__}: {error}"
-
+            load_judges(judges_path(course, assignment, notebook))
+        except Exception as error:
+            raise CourseError(f"{judges_path(course, assignment, notebook)} does not load: {type(error).__name__}: {error}") from None
+    records = {s: StudentRecord(s, assignment, sandboxed, {n: NotebookRecord(n) for n in notebooks}, seed=seed)
+               for s in students}
+    for record in records.values():  # until scored, every notebook is ungraded (a killed run says so)
+        for rec in record.notebooks.values():
+            rec.reason = "not graded yet: the last autograde run stopped before this notebook was scored"
+        write_record(course, record)
     started = time.monotonic()
-    results = {}
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        for done, (job, result, error) in enumerate(pool.map(run, jobs), 1):
-            results[job] = (result, error)
-            echo(f"  [{done}/{len(jobs)}] {job[0]}/{job[1]}" + (f": {error}" if error else ""))
-
-    # Phase 3
-    for (student, notebook), (result, error) in sorted(results.items()):
-        rec = records[student].notebooks[notebook]
-        path = course.path("autograded", student, assignment) / f"{notebook}.ipynb"
-        if result is None:
-            rec.status, rec.reason = "failed", f"the notebook could not be run: {error}"
-            score_notebook(course, assignment, student, notebook, _not_run_copy(nbformat.read(path, as_version=4), rec.reason))
-            continue
-        rec.problems = [list(p) for p in result.problems]
-        rec.kernel_start_s = round(result.kernel_start_s, 3)
-        rec.restarts = result.restarts
-        for _, role, seconds in result.cell_seconds:
-            rec.seconds[role] = round(rec.seconds.get(role, 0.0) + seconds, 3)
-        score_notebook(course, assignment, student, notebook, result.notebook)
-
-    out = records_dir(course, assignment)
-    out.mkdir(parents=True, exist_ok=True)
-    for student, record in records.items():
-        (out / f"{student}.json").write_text(json.dumps(record.to_json(), indent=1))
+    with _stop_on_sigterm():
+        with tempfile.TemporaryDirectory(prefix=f".eep590-staging-{os.getpid()}-", dir=course.root) as staging:
+            for student in students:
+                _stage_one(course, assignment, student, staging, records[student])
+        jobs = [(s, n) for s in students for n in notebooks if records[s].notebooks[n].status == GRADED]
+        for student in students:
+            if not any(j[0] == student for j in jobs):
+                write_record(course, records[student])
+        warm_data_cache(course, assignment)
+        _execute_and_score(course, assignment, jobs, records, workers, limits, sandboxed, echo, seed, cluster)
+    flag_in_gradebook(course, assignment, records)  # formgrader's "Flagged?" column shows the kit's flags
     echo(f"autograded {len(students)} submission(s) of {assignment}, {len(jobs)} notebook(s) in "
          f"{time.monotonic() - started:.1f} s with {workers} worker(s)" + ("" if sandboxed else " (UNSANDBOXED)"))
     return records
+
+
+def _stage_one(course, assignment, student, staging, record):
+    """Phase 1 for one student; nothing in the submission can stop the run."""
+    try:
+        stage_submission(course, assignment, student, staging, record)
+        if any(rec.status == GRADED for rec in record.notebooks.values()):
+            sanitize_submission(course, assignment, student, staging, record)
+        else:
+            record_all_zero(course, assignment, student)
+    except Exception as error:  # something in this submission that staging did not foresee
+        log.exception("staging %s failed", student)
+        for rec in record.notebooks.values():
+            if rec.status == GRADED or rec.status == UNGRADED:
+                rec.status, rec.reason = FAILED, f"the submission could not be staged ({type(error).__name__}: {str(error)[:200]}); it scores 0"
+        try:
+            record_all_zero(course, assignment, student)
+        except Exception:
+            log.exception("could not record zeros for %s", student)
+
+
+def _execute_and_score(course, assignment, jobs, records, workers, limits, sandboxed, echo, seed, cluster=None):
+    """Phase 2 on ``workers`` threads here (or on a Ray cluster, ``cluster``), phase 3 in this thread as
+    each notebook finishes."""
+    threads = max(1, default_workers() // workers)
+    pending = {student: sum(1 for j in jobs if j[0] == student) for student in records}
+
+    def job_of(key):
+        return make_job(course, assignment, key[0], key[1], limits, sandboxed, seed, threads)
+
+    done_count = 0
+    runs = cluster.run(jobs, job_of) if cluster is not None else _run_here(jobs, job_of, workers)
+    for key, result, fault in runs:
+        done_count += 1
+        _score_one(course, assignment, key, records, result, fault)
+        echo(f"  [{done_count}/{len(jobs)}] {key[0]}/{key[1]}" + (f": {fault}" if fault else ""))
+        pending[key[0]] -= 1
+        if pending[key[0]] == 0:
+            write_record(course, records[key[0]])
+
+
+def run_with_retries(job):
+    """``(result, fault)``: run a job, again (up to GRADER_RETRIES times) when it fails for the grader's
+    reasons (no kernel started); fault says why when it never ran."""
+    fault = None
+    for _ in range(1 + GRADER_RETRIES):
+        try:
+            return run_job(job), None
+        except Cancelled:
+            raise
+        except Exception as error:  # GraderFault: no kernel started; or the grader's own error
+            if CANCEL.is_set():
+                raise Cancelled("grading was stopped") from None
+            fault = str(error) if isinstance(error, GraderFault) else f"{type(error).__name__}: {error}"
+    return None, fault
+
+
+def _run_here(keys, job_of, workers):
+    """Yield ``(key, result, fault)`` as the notebooks finish on ``workers`` threads of this machine."""
+    pool = ThreadPoolExecutor(max_workers=workers)
+    try:
+        futures = {pool.submit(lambda k: run_with_retries(job_of(k)), key): key for key in keys}
+        remaining = set(futures)
+        while remaining:
+            done, remaining = wait(remaining, return_when=FIRST_COMPLETED)
+            for future in done:
+                result, fault = future.result()
+                yield futures[future], result, fault
+    except BaseException:
+        kill_all_kernels()
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+
+
+def _score_one(course, assignment, job, records, result, fault):
+    """Phase 3 for one notebook; a notebook whose outputs nbgrader cannot score costs only itself."""
+    student, notebook = job
+    rec = records[student].notebooks[notebook]
+    if result is None:
+        rec.status = UNGRADED
+        rec.reason = (f"the grader could not run this notebook ({fault}); this is not the student's fault and "
+                      "it will be graded on the next autograde run")
+        return
+    rec.problems = [list(p) for p in result.problems]
+    rec.kernel_start_s = round(result.kernel_start_s, 3)
+    rec.restarts = result.restarts
+    for _, role, seconds in result.cell_seconds:
+        rec.seconds[role] = round(rec.seconds.get(role, 0.0) + seconds, 3)
+    try:
+        score_notebook(course, assignment, student, notebook, result.notebook)
+        rec.status = GRADED
+        rec.reason = ""
+    except Exception as error:
+        log.exception("scoring %s/%s failed", student, notebook)
+        reason = f"its outputs could not be scored ({type(error).__name__}: {str(error)[:200]}); it scores 0"
+        try:
+            score_zero(course, assignment, student, notebook, reason)
+            rec.status, rec.reason = FAILED, reason
+        except Exception as again:
+            rec.status = UNGRADED
+            rec.reason = f"the grader could not record this notebook's scores ({type(again).__name__}: {str(again)[:200]})"

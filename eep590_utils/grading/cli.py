@@ -3,9 +3,11 @@
     eep590 release hw1 | --all          regenerate release/ and check it leaks nothing
     eep590 collect hw1 --zip canvas.zip | --folder downloads/
     eep590 autograde hw1 [--workers N] [--student S ...] [--cell-timeout s] [--notebook-timeout s] [--memory-mb M]
+                                        [--ray auto|ADDRESS|local]   the notebooks as tasks on a Ray cluster
     eep590 feedback hw1 [--student S]   HTML feedback in feedback/<student>/hw1/
     eep590 report hw1                   reports/hw1/index.html (+ PNGs) and a summary table
-    eep590 export [--out grades.csv]    grades for the LMS gradebook
+    eep590 similarity hw1 [--threshold 0.5] [--workers N]   answers that look alike: reports/hw1/similarity.html
+    eep590 export [--out grades.csv] [--allow-pending]   grades for the LMS (refused while grades are pending)
     eep590 demo                         the whole loop on the bundled sample class
 """
 import argparse
@@ -45,7 +47,13 @@ def build_parser():
     p.add_argument("--cell-timeout", type=float, help="seconds per cell (default: Execute.timeout)")
     p.add_argument("--notebook-timeout", type=float, help="seconds per notebook (default: GradingLimits)")
     p.add_argument("--memory-mb", type=int, help="memory per kernel in MiB (default: GradingLimits)")
-    p.add_argument("--no-sandbox", action="store_true", help="run student code unsandboxed (never for real submissions)")
+    p.add_argument("--ray", metavar="ADDRESS",
+                   help="run the notebooks as tasks on a Ray cluster: auto (the one `ray start` joined), host:port, "
+                        "ray://host:10001, or local (start Ray here); default: GradingLimits.ray_address, else this "
+                        "machine's threads (docs/cluster.md)")
+    p.add_argument("--no-sandbox", action="store_true",
+                   help="run student code without bubblewrap (trusted notebooks only; without it, autograde refuses to "
+                        "run where bubblewrap is missing)")
 
     p = sub.add_parser("feedback", help="HTML feedback per student")
     p.add_argument("assignment")
@@ -54,9 +62,16 @@ def build_parser():
     p = sub.add_parser("report", help="class report for TAs")
     p.add_argument("assignment")
 
+    p = sub.add_parser("similarity", help="answers that look alike, per question (similarity, not misconduct)")
+    p.add_argument("assignment")
+    p.add_argument("--threshold", type=float, default=None, help="list pairs at least this similar (default 0.5)")
+    p.add_argument("--workers", type=int, help="questions compared at once (default: cores)")
+
     p = sub.add_parser("export", help="grades CSV for the LMS")
     p.add_argument("--out", default="grades.csv")
     p.add_argument("--assignment", action="append", help="only these assignments (repeatable)")
+    p.add_argument("--allow-pending", action="store_true",
+                   help="export even with grades awaiting manual grading (those cells read PENDING)")
 
     p = sub.add_parser("demo", help="the whole loop on the bundled sample class")
     p.add_argument("--dir", help="scratch course folder (default: <course>/demo-course)")
@@ -83,8 +98,15 @@ def run(args):
         print(f"{len(students)} submission(s) of {args.assignment} in {course.path('submitted')}: {', '.join(students)}")
     elif args.command == "autograde":
         limits = autograde.configured_limits(course, args.cell_timeout, args.notebook_timeout, args.memory_mb)
-        autograde.autograde(course, args.assignment, students=args.student, workers=args.workers, limits=limits,
-                            sandbox=not args.no_sandbox)
+        from .cluster import make_cluster
+
+        cluster = make_cluster(args.ray, echo=print)
+        try:
+            autograde.autograde(course, args.assignment, students=args.student, workers=args.workers, limits=limits,
+                                sandbox=not args.no_sandbox, cluster=cluster)
+        finally:
+            if cluster is not None:
+                cluster.close()
         print(report.summary_text(course, args.assignment))
     elif args.command == "feedback":
         files = feedback.generate_feedback(course, args.assignment, args.student)
@@ -93,8 +115,14 @@ def run(args):
         path = report.write_report(course, args.assignment)
         print(report.summary_text(course, args.assignment))
         print(f"class report: {path}")
+    elif args.command == "similarity":
+        from . import similarity
+
+        threshold = similarity.THRESHOLD if args.threshold is None else args.threshold
+        path = similarity.write_report(course, args.assignment, threshold=threshold, workers=args.workers)
+        print(f"similarity report (similarity, not misconduct): {path}")
     elif args.command == "export":
-        count = export.export_grades(course, args.out, args.assignment)
+        count = export.export_grades(course, args.out, args.assignment, allow_pending=args.allow_pending)
         print(f"{count} student(s) written to {args.out}")
     elif args.command == "demo":
         demo.run_demo(course, args.dir, workers=args.workers, cell_timeout=args.cell_timeout)
@@ -108,6 +136,10 @@ def main(argv=None):
     except (CourseError, ValueError, FileNotFoundError) as error:
         print(f"eep590 {args.command}: {error}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM: kernels killed, temporary folders removed
+        print(f"eep590 {args.command}: stopped ({stop or 'interrupted'}); what was not finished is recorded as not "
+              "graded yet: run the command again", file=sys.stderr)
+        return 130
     return 0
 
 

@@ -5,11 +5,22 @@ from pathlib import Path
 from nbgrader.api import Gradebook
 from nbgrader.apps.api import NbGraderAPI
 from nbgrader.coursedir import CourseDirectory
-from traitlets.config import Config
 from traitlets.config.loader import PyFileConfigLoader
 
 CONFIG_FILE = "nbgrader_config.py"
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the repository when installed in editable mode
+
+
+def normalize_db_url(url):
+    """A gradebook URL SQLAlchemy can open with the drivers installed: ``postgresql://`` (as the README
+    writes it) means psycopg 3 to SQLAlchemy 2, which the kit does not install; psycopg2 is."""
+    if url and url.startswith(("postgresql://", "postgres://")):
+        try:
+            import psycopg  # noqa: F401
+        except ImportError:
+            return "postgresql+psycopg2://" + url.split("://", 1)[1]
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
 
 
 class CourseError(RuntimeError):
@@ -50,6 +61,8 @@ class Course:
         self.config.CourseDirectory.root = str(self.root)
         if db_url:
             self.config.CourseDirectory.db_url = db_url
+        if "db_url" in self.config.CourseDirectory:
+            self.config.CourseDirectory.db_url = normalize_db_url(self.config.CourseDirectory.db_url)
         self.coursedir = CourseDirectory(config=self.config)
         self.api = NbGraderAPI(coursedir=self.coursedir, config=self.config)
 

@@ -3,7 +3,8 @@
 release every assignment in the course (and check for leaks) -> copy the kit's source and nbgrader
 configuration to ``demo-course/`` -> submit ``samples/hw1`` there -> autograde -> feedback -> class
 report -> grades CSV -> print a summary table per student and per question. The demo never touches
-the course's own gradebook or submissions.
+the course's own gradebook or submissions. Nobody grades the written answers in the demo: they stay
+*pending* (``+n pending`` in the summary, ``?`` per question, ``PENDING`` in the CSV); blank ones score 0.
 """
 import shutil
 import time
@@ -14,6 +15,7 @@ from .course import Course
 from .export import export_grades
 from .feedback import generate_feedback
 from .release import release
+from .sandbox import bwrap_path
 from .report import question_text, summary_text, write_report
 
 ASSIGNMENT = "hw1"
@@ -43,17 +45,21 @@ def run_demo(course, dest=None, workers=None, cell_timeout=30, echo=print):
     echo(f"demo course: {demo.root} ({len(demo.submitted_students(ASSIGNMENT))} sample submissions of {ASSIGNMENT})")
     release(demo, ASSIGNMENT)
     t0 = time.monotonic()
-    autograde(demo, ASSIGNMENT, workers=workers, limits=configured_limits(demo, cell_timeout=cell_timeout), echo=echo)
+    # the samples are the kit's own notebooks: without bubblewrap the demo still runs them, and says so
+    autograde(demo, ASSIGNMENT, workers=workers, limits=configured_limits(demo, cell_timeout=cell_timeout), echo=echo,
+              sandbox=bwrap_path() is not None)
     grade_s = time.monotonic() - t0
     feedback = generate_feedback(demo, ASSIGNMENT)
     report = write_report(demo, ASSIGNMENT)
     grades = demo.reports_dir / "grades.csv"
-    export_grades(demo, grades)
+    export_grades(demo, grades, allow_pending=True)  # the written answers are not graded yet: marked PENDING
     echo("")
     echo(summary_text(demo, ASSIGNMENT))
     for notebook in demo.notebooks(ASSIGNMENT):
         echo(f"\n{notebook} (points per question; ? = awaiting manual grading)")
         echo(question_text(demo, ASSIGNMENT, notebook))
     echo(f"\nautograde: {grade_s:.0f} s; feedback: {len(feedback)} HTML files in {demo.path('feedback')}")
-    echo(f"class report: {report}\ngrades for the LMS: {grades}\ndemo finished in {time.monotonic() - started:.0f} s")
+    echo(f"class report: {report} (its grading queue links every pending answer into formgrader)")
+    echo(f"grades for the LMS: {grades} (pending grades marked PENDING; `eep590 export` refuses until they are graded)")
+    echo(f"demo finished in {time.monotonic() - started:.0f} s")
     return demo

@@ -32,8 +32,13 @@ GiB = 2**30
 class Limits:
     cell_timeout: float = 120.0  # seconds for one cell
     notebook_timeout: float = 900.0  # seconds for the whole notebook, restarts included
-    memory_bytes: int = 4 * GiB  # resident memory of the kernel and its children
+    memory_bytes: int = 4 * GiB  # resident memory of the kernel and its children, plus what it keeps in /tmp
     max_restarts: int = 5  # kernel restarts after a timeout, memory kill or crash
+    disk_bytes: int = 1 * GiB  # bytes the notebook may write into its working copy
+    tmp_bytes: int = 256 * 2**20  # size of the sandbox's in-memory /tmp
+    max_processes: int = 64  # processes (and threads' parents) the kernel may have alive at once
+    start_timeout: float = 120.0  # seconds a kernel may take to start; never taken from a cell's budget
+    start_attempts: int = 3  # a kernel that fails to start is retried; then the notebook is left ungraded
 
 
 @dataclass
@@ -43,10 +48,56 @@ class ExecutionResult:
     kernel_start_s: float = 0.0
     cell_seconds: list = field(default_factory=list)  # (cell index, role, seconds)
     restarts: int = 0
+    grader_fault: str = ""  # the grader could not run this notebook (kernel never started): not the student's
 
-    @property
-    def problem_kinds(self):
-        return sorted({kind for kind, _ in self.problems})
+
+class GraderFault(RuntimeError):
+    """The grader could not do its part (a kernel that never started): retried, never scored as the student's."""
+
+
+class Cancelled(RuntimeError):
+    """Grading was stopped (SIGTERM, Ctrl-C): every kernel is killed and nothing more runs."""
+
+
+# Set by the grader when it is told to stop; every runner checks it between cells and kills its kernel.
+CANCEL = threading.Event()
+_LIVE = set()  # psutil.Process of every kernel (its sandbox) alive now, for kill_all_kernels()
+_LIVE_LOCK = threading.Lock()
+
+
+def kill_tree(pid):
+    """Kill the process ``pid`` and every descendant (children first is pointless: all at once)."""
+    try:
+        root = psutil.Process(pid)
+        procs = root.children(recursive=True) + [root]
+    except psutil.Error:
+        return
+    kill_all(procs, timeout=5)
+
+
+def kill_all(procs, timeout):
+    """Kill every process of ``procs`` and wait (at most ``timeout`` s) until they are gone."""
+    for proc in procs:
+        try:
+            proc.kill()
+        except psutil.Error:
+            pass
+    psutil.wait_procs(procs, timeout=timeout)
+
+
+def kill_all_kernels():
+    """Kill every kernel this process started and that is still alive (on SIGTERM or Ctrl-C)."""
+    CANCEL.set()
+    with _LIVE_LOCK:
+        live = list(_LIVE)
+    for proc in live:
+        kill_tree(proc.pid)
+
+
+def live_kernels():
+    """How many kernels this process has alive now."""
+    with _LIVE_LOCK:
+        return sum(1 for p in _LIVE if p.is_running())
 
 
 # Run (on one line, so tracebacks keep their line numbers but one) before every test cell: a student who
@@ -56,7 +107,8 @@ FRESH_CHECKS = ("import importlib as _eep590_il, eep590_utils.checks as _eep590_
                 "del _eep590_il, _eep590_checks\n")
 
 _ERROR_NAMES = {"timeout": "CellTimeoutError", "wall-time": "NotebookTimeoutError",
-                "memory": "MemoryLimitError", "crash": "DeadKernelError"}
+                "memory": "MemoryLimitError", "crash": "DeadKernelError", "disk": "DiskLimitError",
+                "processes": "ProcessLimitError"}
 
 
 class SandboxedKernelManager(AsyncKernelManager):
@@ -65,7 +117,10 @@ class SandboxedKernelManager(AsyncKernelManager):
     sandbox_prefix = List([], help="argv prefix that jails the kernel process").tag(config=True)
 
     def format_kernel_cmd(self, extra_arguments=None):
-        return list(self.sandbox_prefix) + super().format_kernel_cmd(extra_arguments)
+        cmd = super().format_kernel_cmd(extra_arguments)
+        if cmd and os.path.isabs(cmd[0]):  # "<cwd>/../.venv/bin/python" names folders the sandbox does not have
+            cmd[0] = os.path.normpath(cmd[0])
+        return list(self.sandbox_prefix) + cmd
 
 
 def cell_role(cell):
@@ -77,18 +132,43 @@ def cell_role(cell):
     return "given"
 
 
+VERDICT = "eep590_verdict"  # metadata of the partial-credit result a judge gives (the only one scored)
+
+
+def _grade_id(cell):
+    grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+    return grade_id if isinstance(grade_id, str) else None
+
+
 def _error_output(ename, evalue):
     return nbformat.v4.new_output("error", ename=ename, evalue=evalue, traceback=[f"{ename}: {evalue}"])
 
 
-class _MemoryWatch(threading.Thread):
-    """Kills the kernel's process tree when its resident memory passes ``limit`` bytes."""
+def _tree_size(path, limit):
+    """Bytes under ``path`` (files only, links not followed); stops counting past ``limit``."""
+    total, stack = 0, [path]
+    while stack and total <= limit:
+        try:
+            with os.scandir(stack.pop()) as entries:
+                for entry in entries:
+                    if entry.is_dir(follow_symlinks=False):
+                        stack.append(entry.path)
+                    elif entry.is_file(follow_symlinks=False):
+                        total += entry.stat(follow_symlinks=False).st_blocks * 512
+        except OSError:
+            pass
+    return total
 
-    def __init__(self, km, limit, interval=0.1):
+
+class _ResourceWatch(threading.Thread):
+    """Kills the kernel's process tree when it passes a limit: resident memory (plus the sandbox's
+    in-memory /tmp), processes alive, or bytes written into the working copy."""
+
+    def __init__(self, km, limits, workdir, interval=0.1):
         super().__init__(daemon=True)
-        self.km, self.limit, self.interval = km, limit, interval
-        self.tripped_at = None  # bytes in use when the limit was passed
-        self._stop = threading.Event()
+        self.km, self.limits, self.workdir, self.interval = km, limits, workdir, interval
+        self.tripped = None  # (kind, message) once a limit was passed
+        self._halt = threading.Event()
 
     def _tree(self):
         process = getattr(getattr(self.km, "provisioner", None), "process", None)
@@ -100,28 +180,55 @@ class _MemoryWatch(threading.Thread):
         except psutil.Error:
             return []
 
+    def _tmp_used(self, procs):
+        """Bytes held in the sandbox's /tmp (a tmpfs: memory that no process's RSS shows)."""
+        for proc in procs[1:2]:  # the sandboxed process: its root is the sandbox's
+            try:
+                st = os.statvfs(f"/proc/{proc.pid}/root/tmp")
+                return (st.f_blocks - st.f_bfree) * st.f_frsize
+            except OSError:
+                return 0
+        return 0
+
+    def _check(self, procs, tick):
+        lim = self.limits
+        if len(procs) > lim.max_processes:
+            return "processes", (f"this cell started more than {lim.max_processes} processes at once "
+                                 f"({len(procs)}) and was stopped")
+        used = 0
+        for proc in procs:
+            try:
+                used += proc.memory_info().rss
+            except psutil.Error:
+                pass
+        used += self._tmp_used(procs)
+        if used > lim.memory_bytes:
+            return "memory", (f"this cell used {used / GiB:.1f} GiB, more than the "
+                              f"{lim.memory_bytes / GiB:.1f} GiB memory limit, and was stopped")
+        if tick % 10 == 0:  # the disk once a second: a walk of the working copy costs more than a ps
+            written = _tree_size(self.workdir, lim.disk_bytes)
+            if written > lim.disk_bytes:
+                return "disk", (f"this cell wrote more than the {lim.disk_bytes / GiB:.1f} GiB allowed "
+                                f"in the notebook's folder and was stopped")
+        return None
+
     def run(self):
-        while not self._stop.wait(self.interval):
+        tick = 0
+        while not self._halt.wait(self.interval):
             procs = self._tree()
-            used = 0
-            for proc in procs:
-                try:
-                    used += proc.memory_info().rss
-                except psutil.Error:
-                    pass
-            if used > self.limit:
-                self.tripped_at = used
-                for proc in reversed(procs):
-                    try:
-                        proc.kill()
-                    except psutil.Error:
-                        pass
+            if not procs:
+                continue
+            tripped = self._check(procs, tick)
+            tick += 1
+            if tripped:
+                self.tripped = tripped
+                kill_tree(procs[0].pid)
 
     def stop(self):
-        self._stop.set()
+        self._halt.set()
 
 
-def kernel_env(workdir, extra=None, threads=1):
+def kernel_env(extra=None, threads=1):
     """The kernel's whole environment: nothing of the grader's own leaks into it."""
     env = {
         "PATH": os.path.dirname(os.path.realpath(os.sys.executable)) + ":/usr/local/bin:/usr/bin:/bin",
@@ -155,22 +262,51 @@ def _matplotlib_cache_copy(dest):
     return dest
 
 
+def _rlimit_prefix(limits):
+    """``prlimit`` arguments that bound what one kernel can create: file size (the disk limit) and, for
+    a non-root grader, the number of processes of its user. The resource watch bounds both as well."""
+    import shutil
+
+    prlimit = shutil.which("prlimit")
+    if not prlimit:
+        return []
+    args = [prlimit, f"--fsize={limits.disk_bytes}"]
+    if os.geteuid() != 0:  # root is exempt from RLIMIT_NPROC: the watch bounds it there
+        args.append(f"--nproc={limits.max_processes * 8}")
+    return args + ["--"]
+
+
 class NotebookRunner:
-    """Runs one notebook; ``run()`` returns an :class:`ExecutionResult`."""
+    """Runs one notebook; ``run()`` returns an :class:`ExecutionResult`.
+
+    Every kernel it starts is shut down and its process tree killed when the kernel's session ends, so a
+    worker has at most one kernel alive at any time. A kernel that does not start is retried
+    (``Limits.start_attempts``); if none starts, :class:`GraderFault` is raised: the grader's failure,
+    not the student's. Kernel start never comes out of a cell's time.
+    """
 
     def __init__(self, nb, workdir, limits=None, sandbox_readonly=(), use_sandbox=True, env=None, threads=1,
-                 fresh_checks=True):
+                 fresh_checks=True, judges=None, seed=0, gpu=False):
         self.fresh_checks = fresh_checks  # test cells get eep590_utils' checks afresh (see FRESH_CHECKS)
+        self.judges = dict(judges or {})  # grade_id -> judge: that test cell is judged outside the kernel
+        self.seed = seed  # the run's seed: every judge draws its inputs from it
+        self.gpu = gpu  # the sandbox exposes the GPU devices, and the kernel sees CUDA_VISIBLE_DEVICES
         self.nb = nb
         self.workdir = os.path.abspath(workdir)
         self.limits = limits or Limits()
         self.sandbox_readonly = list(sandbox_readonly)
         self.use_sandbox = use_sandbox
-        self.env = kernel_env(self.workdir, env, threads)
+        self.env = kernel_env(env, threads)
+        if gpu and os.environ.get("CUDA_VISIBLE_DEVICES") is not None:  # e.g. the GPU Ray gave this task
+            self.env["CUDA_VISIBLE_DEVICES"] = os.environ["CUDA_VISIBLE_DEVICES"]
         self.result = ExecutionResult(notebook=nb)
 
     def run(self):
-        with tempfile.TemporaryDirectory(prefix="eep590-kernel-") as ipc:
+        with tempfile.TemporaryDirectory(prefix=f"eep590-kernel-{os.getpid()}-") as ipc:
+            # the kernel's matplotlib/ipython state lives in its private folder (once, not per restart)
+            self.env.setdefault("MPLCONFIGDIR", _matplotlib_cache_copy(os.path.join(ipc, "mpl")))
+            self.env.setdefault("IPYTHONDIR", os.path.join(ipc, "ipython"))
+            self.env.setdefault("JUPYTER_RUNTIME_DIR", os.path.join(ipc, "runtime"))
             asyncio.run(self._run(ipc))
         return self.result
 
@@ -184,13 +320,12 @@ class NotebookRunner:
             ip=os.path.join(sockets, "k"),
             connection_file=os.path.join(sockets, "kernel.json"),
         )
+        prefix = _rlimit_prefix(self.limits)
         if self.use_sandbox:
-            sandbox = Sandbox(self.workdir, readonly=self.sandbox_readonly, writable=[ipc])
-            km.sandbox_prefix = sandbox.wrap([])
-        # the kernel's matplotlib/ipython state lives in its private home inside the sandbox
-        self.env.setdefault("MPLCONFIGDIR", _matplotlib_cache_copy(os.path.join(ipc, "mpl")))
-        self.env.setdefault("IPYTHONDIR", os.path.join(ipc, "ipython"))
-        self.env.setdefault("JUPYTER_RUNTIME_DIR", os.path.join(ipc, "runtime"))
+            sandbox = Sandbox(self.workdir, readonly=self.sandbox_readonly, writable=[ipc], tmp_bytes=self.limits.tmp_bytes,
+                              gpu=self.gpu)
+            prefix = prefix + sandbox.wrap([])
+        km.sandbox_prefix = prefix
         client = NotebookClient(
             self.nb,
             km=km,
@@ -199,7 +334,7 @@ class NotebookRunner:
             interrupt_on_timeout=False,
             record_timing=True,
             shutdown_kernel="immediate",
-            startup_timeout=120,
+            startup_timeout=int(self.limits.start_timeout),
             extra_arguments=["--HistoryManager.hist_file=:memory:"],
             resources={"metadata": {"path": self.workdir}},
         )
@@ -209,6 +344,9 @@ class NotebookRunner:
         for index in indices:
             self.nb.cells[index].outputs = [_error_output("NotRun", reason)]
             self.result.problems.append(("not-run", f"cell {index}: {reason}"))
+
+    def _wall_time_reason(self):
+        return f"not run: the notebook used up its {self.limits.notebook_timeout:.0f} s wall-time limit"
 
     async def _run(self, ipc):
         """Run the code cells in order. After a timeout, memory kill or crash, a new kernel replays the
@@ -224,54 +362,197 @@ class NotebookRunner:
                     return
                 self.result.restarts += 1
             session += 1
-            position = await self._session(ipc, session, order, position, replay, start, deadline)
+            position = await self._session(ipc, session, order, position, replay, deadline)
 
-    async def _session(self, ipc, session, order, position, replay, start, deadline):
+    async def _start(self, ipc, session):
+        """A started kernel and its client, retried up to ``start_attempts`` times; raises GraderFault."""
+        failure = None
+        for attempt in range(self.limits.start_attempts):
+            if CANCEL.is_set():
+                raise Cancelled("grading was stopped")
+            client, km = self._make_client(ipc, f"{session}-{attempt}")
+            t0 = time.monotonic()
+            try:
+                await client.async_start_new_kernel(env=self.env, cwd=self.workdir, stdout=subprocess.DEVNULL,
+                                                    stderr=subprocess.DEVNULL)
+                self._register(km)
+                await client.async_start_new_kernel_client()
+                self.result.kernel_start_s += time.monotonic() - t0
+                return client, km
+            except Exception as error:  # did not start, or did not answer in start_timeout
+                failure = f"{type(error).__name__}: {error}"
+                await self._shutdown(client, km)
+        raise GraderFault(f"the kernel did not start in {self.limits.start_attempts} attempts ({failure})")
+
+    @staticmethod
+    def _register(km):
+        process = getattr(getattr(km, "provisioner", None), "process", None)
+        if process is not None:
+            try:
+                km._eep590_process = psutil.Process(process.pid)
+            except psutil.Error:
+                return
+            with _LIVE_LOCK:
+                _LIVE.add(km._eep590_process)
+
+    @staticmethod
+    async def _shutdown(client, km):
+        """Stop the client, shut the kernel down and kill whatever is left of its process tree; return
+        only when every process of the tree is gone (the next kernel of this worker may then start)."""
+        process = getattr(km, "_eep590_process", None)
+        tree = []
+        if process is not None:
+            try:  # the tree before shutdown: once the sandbox dies its children are reparented
+                tree = [process] + process.children(recursive=True)
+            except psutil.Error:
+                tree = [process]
+        try:
+            if getattr(client, "kc", None) is not None:
+                client.kc.stop_channels()
+            if km.has_kernel:
+                await asyncio.wait_for(km.shutdown_kernel(now=True), timeout=10)
+        except Exception:
+            pass
+        finally:
+            kill_all(tree, timeout=10)
+            if process is not None:
+                with _LIVE_LOCK:
+                    _LIVE.discard(process)
+            try:
+                await km._async_cleanup_resources()
+            except Exception:
+                pass
+
+    async def _session(self, ipc, session, order, position, replay, deadline):
         """One kernel's life: replay, then run cells from ``order[position]`` until done or a problem;
         returns the position to go on from (``len(order)`` when finished)."""
-        client, km = self._make_client(ipc, session)
-        watch = _MemoryWatch(km, self.limits.memory_bytes)
-        t0 = time.monotonic()
-        async with client.async_setup_kernel(
-            env=self.env, cwd=self.workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        ):
-            await client.kc.wait_for_ready(timeout=120)
-            self.result.kernel_start_s += time.monotonic() - t0
-            watch.start()
-            try:
-                for index, cell in replay:
-                    client.timeout = self.limits.cell_timeout
+        client, km = await self._start(ipc, session)
+        watch = _ResourceWatch(km, self.limits, self.workdir)
+        watch.start()
+        try:
+            for index, cell in replay:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or CANCEL.is_set():
+                    break
+                client.timeout = max(1, int(min(self.limits.cell_timeout, remaining)))
+                try:
                     await client.async_execute_cell(copy.deepcopy(cell), index)
-            except Exception:  # timeout, dead kernel, lost connection while replaying
-                watch.stop()
-                self._mark_not_run(order[position:], "not run: the kernel could not be restarted after the problem above")
+                except Exception:  # timeout, dead kernel, lost connection while replaying
+                    if CANCEL.is_set():
+                        raise Cancelled("grading was stopped") from None
+                    self._mark_not_run(order[position:], "not run: the kernel could not be restarted after the problem above")
+                    return len(order)
+            if CANCEL.is_set():
+                raise Cancelled("grading was stopped")
+            if deadline - time.monotonic() <= 0:
+                self._mark_not_run(order[position:], self._wall_time_reason())
                 return len(order)
-            try:
-                while position < len(order):
-                    index = order[position]
-                    cell = self.nb.cells[index]
-                    position += 1
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0:
-                        self._mark_not_run(order[position - 1:], f"not run: the notebook used up its {self.limits.notebook_timeout:.0f} s wall-time limit")
-                        return len(order)
-                    client.timeout = max(1, int(min(self.limits.cell_timeout, remaining)))
-                    problem = await self._execute(client, watch, cell, index, remaining < self.limits.cell_timeout)
+            while position < len(order):
+                if CANCEL.is_set():
+                    raise Cancelled("grading was stopped")
+                index = order[position]
+                cell = self.nb.cells[index]
+                position += 1
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    self._mark_not_run(order[position - 1:], self._wall_time_reason())
+                    return len(order)
+                client.timeout = max(1, int(min(self.limits.cell_timeout, remaining)))
+                if cell_role(cell) == "test" and _grade_id(cell) in self.judges:
+                    problem = await self._judge(client, watch, cell, index, remaining)
                     if problem is None:
-                        replay.append((index, cell))
-                        continue
-                    kind, message = problem
-                    grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
-                    label = f"cell {index}" + (f" ({grade_id})" if grade_id else "")
-                    self.result.problems.append((kind, f"{label}: {message}"))
-                    cell.outputs = list(cell.get("outputs", [])) + [_error_output(_ERROR_NAMES[kind], message)]
-                    if kind == "wall-time":
-                        self._mark_not_run(order[position:], f"not run: the notebook used up its {self.limits.notebook_timeout:.0f} s wall-time limit")
-                        return len(order)
-                    return position  # a new kernel goes on from the next cell
-                return position
-            finally:
-                watch.stop()
+                        continue  # a judged cell changes nothing in the kernel worth replaying
+                else:
+                    problem = await self._execute(client, watch, cell, index, remaining < self.limits.cell_timeout)
+                if problem is None:
+                    replay.append((index, cell))
+                    continue
+                if CANCEL.is_set():
+                    raise Cancelled("grading was stopped")
+                kind, message = problem
+                grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+                label = f"cell {index}" + (f" ({grade_id})" if isinstance(grade_id, str) else "")
+                self.result.problems.append((kind, f"{label}: {message}"))
+                cell.outputs = list(cell.get("outputs", [])) + [_error_output(_ERROR_NAMES[kind], message)]
+                if kind == "wall-time":
+                    self._mark_not_run(order[position:], self._wall_time_reason())
+                    return len(order)
+                return position  # a new kernel goes on from the next cell
+            return position
+        finally:
+            watch.stop()
+            await self._shutdown(client, km)
+
+    async def _judge(self, client, watch, cell, index, remaining):
+        """Judge one test cell outside the kernel (:mod:`.judge`): its probes run in the kernel, its verdict
+        becomes the cell's only output. None when the kernel is still fine, else (kind, message)."""
+        from .judge import Student, seed_for, verdict
+
+        grade_id = _grade_id(cell)
+        loop = asyncio.get_running_loop()
+        deadline = time.monotonic() + min(self.limits.cell_timeout, remaining)
+        self._probe_broken = None  # after a probe times out or kills the kernel, no further probe is sent
+        t0 = time.monotonic()
+
+        def request(req):
+            return asyncio.run_coroutine_threadsafe(self._probe(client, watch, index, req, deadline), loop).result()
+
+        result = await loop.run_in_executor(
+            None, verdict, self.judges[grade_id], Student(request, self.workdir), seed_for(self.seed, grade_id))
+        passed, message, kind = result
+        self.result.cell_seconds.append((index, "test", time.monotonic() - t0))
+        if passed and result.fraction < 1:  # partial credit: nbgrader reads a test cell's result as its points
+            points = float(cell.metadata.get("nbgrader", {}).get("points", 0)) * result.fraction
+            cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=f"{grade_id}: {message}\n"),
+                            nbformat.v4.new_output("execute_result", data={"text/plain": f"{points:.4g}"},
+                                                   metadata={VERDICT: True}, execution_count=None)]
+        elif passed:
+            text = f"{grade_id}: passed" + (f" ({message})" if message else "")
+            cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=text + "\n")]
+        else:
+            cell.outputs = [_error_output("TestFailed", message)]
+        if kind == "judge-error":
+            self.result.problems.append(("judge-error", f"cell {index} ({grade_id}): {message}"))
+        if kind in ("timeout", "crash"):
+            tripped = watch.tripped
+            if tripped:
+                cell.outputs = [_error_output(_ERROR_NAMES[tripped[0]], tripped[1])]
+                return tripped
+            if kind == "timeout" and deadline - time.monotonic() <= 0 and remaining < self.limits.cell_timeout:
+                return ("wall-time", f"the notebook passed its {self.limits.notebook_timeout:.0f} s wall-time limit in this cell")
+            if kind == "timeout":
+                message = (f"your code ran longer than the {self.limits.cell_timeout:.0f} s limit per cell during this "
+                           "test and was stopped")
+                cell.outputs = [_error_output(_ERROR_NAMES["timeout"], message)]
+            return (kind, message)
+        return None
+
+    async def _probe(self, client, watch, index, request, deadline):
+        """One probe in the kernel; the answer's text, or None. Raises ProbeTimeout or KernelLost."""
+        from .judge import KernelLost, ProbeTimeout, answer_of, probe_code
+
+        if CANCEL.is_set():
+            raise KernelLost("grading was stopped")
+        if self._probe_broken:
+            raise self._probe_broken
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise ProbeTimeout(f"{self.limits.cell_timeout:.0f} s per test")
+        client.timeout = max(1, int(remaining))
+        probe_cell = nbformat.v4.new_code_cell(probe_code(request))
+        original = self.nb.cells[index]
+        try:
+            await client.async_execute_cell(probe_cell, index)
+        except CellTimeoutError:
+            self._probe_broken = ProbeTimeout(f"{self.limits.cell_timeout:.0f} s per test")
+            raise self._probe_broken from None
+        except Exception as error:  # DeadKernelError, broken channels
+            tripped = watch.tripped
+            self._probe_broken = KernelLost(tripped[1] if tripped else type(error).__name__)
+            raise self._probe_broken from None
+        finally:
+            self.nb.cells[index] = original
+        return answer_of(probe_cell.get("outputs"))
 
     async def _execute(self, client, watch, cell, index, cut_by_wall_time):
         """Run one cell; None when it ran (errors in it are the student's own), else (kind, message)."""
@@ -288,12 +569,14 @@ class NotebookRunner:
             else:
                 problem = ("timeout", f"this cell ran longer than the {self.limits.cell_timeout:.0f} s limit per cell and was stopped")
         except DeadKernelError:
-            if watch.tripped_at:
-                problem = ("memory", f"this cell used {watch.tripped_at / GiB:.1f} GiB, more than the "
-                                     f"{self.limits.memory_bytes / GiB:.1f} GiB memory limit, and was stopped")
-            else:
-                problem = ("crash", "the kernel died while running this cell")
+            problem = watch.tripped or ("crash", "the kernel died while running this cell")
+        except Exception as error:  # the kernel stopped answering (its channels broke): the kernel's end
+            problem = watch.tripped or ("crash", f"the kernel stopped answering while running this cell ({type(error).__name__})")
         finally:
             cell.source = original
+            if cell_role(cell) == "test":  # only a judge gives partial credit: drop any output posing as one
+                cell.outputs = [o for o in cell.get("outputs", []) if not o.get("metadata", {}).get(VERDICT)]
+        if problem is None and watch.tripped:  # killed right as the cell finished
+            problem = watch.tripped
         self.result.cell_seconds.append((index, cell_role(cell), time.monotonic() - t0))
         return problem

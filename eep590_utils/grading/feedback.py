@@ -7,11 +7,19 @@ error keeps only ``ErrorName: message`` (hidden assertions carry messages that r
 any output line anywhere that quotes a hidden line is dropped. nbgrader's ``ClearHiddenTests`` and
 ``ClearMarkScheme`` then clear the sources. ``nbgrader_config.py`` installs the same chain, so plain
 ``nbgrader generate_feedback`` is safe too.
+
+Written answers (``docs/authoring.md``): an answer still waiting for a grader is *not graded yet*, never
+0. :class:`MarkPending` (after ``GetGrades``) gives such a cell no score (it reads "not graded yet") and a
+note below it; the notebook's heading says how many points are still to grade. The 0-point question
+cells that carry the mark scheme lose their task marking, so they read as the question, with no score.
+Graders' comments (formgrader's comment box under an answer) appear under the answer.
 """
 import html
 import re
 
 from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
+from nbformat.v4 import new_markdown_cell
+from nbgrader.api import Gradebook, MissingEntry
 from nbgrader.preprocessors import ClearHiddenTests, ClearMarkScheme, GetGrades
 from nbgrader.preprocessors.base import NbGraderPreprocessor
 
@@ -72,12 +80,80 @@ class RedactHiddenTests(NbGraderPreprocessor):
         return nb, resources
 
 
-FEEDBACK_PREPROCESSORS = [RedactHiddenTests, ClearHiddenTests, ClearMarkScheme, GetGrades, CSSHTMLHeaderPreprocessor]
+NOT_GRADED = "not graded yet"
+PENDING_NOTE = ("**Not graded yet.** A member of the course staff will grade this answer; the scores on this page "
+                "do not count it yet.")
+_PENDING_SCORE = re.compile(r"Score: nan / ")
+_HEADING_SCORE = re.compile(r"\(Score: ([0-9.]+) / ([0-9.]+)\)</h4>")
+
+
+class MarkPending(NbGraderPreprocessor):
+    """After ``GetGrades``: answers awaiting a grader show "not graded yet" instead of a score, with a note;
+    0-point question cells (the mark scheme's carriers) render as plain text, without a score."""
+
+    def preprocess(self, nb, resources):
+        info = resources.get("nbgrader", {})
+        pending = {}
+        try:
+            with Gradebook(info["db_url"]) as gb:
+                notebook = gb.find_submission_notebook(info["notebook"], info["assignment"], info["student"])
+                pending = {g.name: g.max_score for g in notebook.grades if g.needs_manual_grade and g.max_score}
+        except (KeyError, MissingEntry):
+            pass
+        cells = []
+        for cell in nb.cells:
+            meta = cell.get("metadata", {}).get("nbgrader", {})
+            cells.append(cell)
+            if meta.get("task") and not meta.get("points"):
+                meta["task"] = False  # the question of a written answer: no score box, no "Student's task" label
+            elif meta.get("grade_id") in pending and (meta.get("grade") or meta.get("task")):
+                meta["score"] = float("nan")  # rendered "nan" by nbgrader's template, "not graded yet" after cleanup
+                cells.append(new_markdown_cell(PENDING_NOTE))
+        nb.cells = cells
+        resources["nbgrader"]["pending_points"] = sum(pending.values())
+        resources["nbgrader"]["pending_cells"] = len(pending)
+        return nb, resources
+
+
+FEEDBACK_PREPROCESSORS = [RedactHiddenTests, ClearHiddenTests, ClearMarkScheme, GetGrades, MarkPending,
+                          CSSHTMLHeaderPreprocessor]
+
+
+def pending_by_notebook(course, assignment, student):
+    """``{notebook: (points, cells)}`` still awaiting a grader for one student."""
+    found = {}
+    with course.gradebook() as gb:
+        try:
+            submission = gb.find_submission(assignment, student)
+        except MissingEntry:
+            return found
+        for notebook in submission.notebooks:
+            grades = [g for g in notebook.grades if g.needs_manual_grade and g.max_score]
+            if grades:
+                found[notebook.name] = (sum(g.max_score for g in grades), len(grades))
+    return found
+
+
+def mark_pending_in_html(path, pending):
+    """Rewrite one feedback page: "Score: nan" -> "Score: not graded yet"; the heading's score becomes
+    "Score so far: a / b; p points not graded yet" when ``pending`` ``(points, cells)`` is not empty."""
+    text = path.read_text()
+    new = _PENDING_SCORE.sub(f"Score: {NOT_GRADED} / ", text)
+    if pending and pending[0]:
+        points, cells = pending
+        new = _HEADING_SCORE.sub(lambda m: f"(Score so far: {m.group(1)} / {m.group(2)}; {points:g} point(s) in "
+                                           f"{cells} answer(s) {NOT_GRADED})</h4>", new, count=1)
+    if new != text:
+        path.write_text(new)
 
 
 def generate_feedback(course, assignment, student=None):
     """HTML feedback in ``feedback/<student>/<assignment>/`` for one student or all autograded ones;
     returns the HTML files written."""
+    autograded = course.path("autograded")
+    if not any(autograded.glob(f"{student or '*'}/{assignment}/*.ipynb")):
+        who = f"{student}'s " if student else ""
+        raise CourseError(f"no autograded notebooks of {who}{assignment} in {autograded}: run `eep590 autograde {assignment}` first")
     course.config.GenerateFeedback.preprocessors = FEEDBACK_PREPROCESSORS
     result = course.api.generate_feedback(assignment, student_id=student, force=True)
     if not result["success"]:
@@ -85,7 +161,14 @@ def generate_feedback(course, assignment, student=None):
     write_ungraded_notices(course, assignment, student)
     base = course.path("feedback")
     pattern = f"{student or '*'}/{assignment}/*.html"
-    return sorted(base.glob(pattern))
+    files = sorted(base.glob(pattern))
+    pending = {}
+    for path in files:
+        name = path.parts[-3]
+        if name not in pending:
+            pending[name] = pending_by_notebook(course, assignment, name)
+        mark_pending_in_html(path, pending[name].get(path.stem))
+    return files
 
 
 NOTICE = """<!DOCTYPE html><html><head><meta charset="utf-8"><title>{notebook}</title></head>
@@ -97,7 +180,7 @@ NOTICE = """<!DOCTYPE html><html><head><meta charset="utf-8"><title>{notebook}</
 
 def write_ungraded_notices(course, assignment, student=None):
     """A feedback page for each notebook that was missing or could not be read (nbgrader makes none)."""
-    from .autograde import load_records
+    from .records import load_records
 
     with course.gradebook() as gb:
         maxima = {nb.name: nb.max_score for nb in gb.find_assignment(assignment).notebooks}

@@ -25,8 +25,14 @@ def secret_lines(source_nb):
     """``{kind: {line, ...}}``: the stripped lines inside solution, hidden-test and mark-scheme regions
     that appear nowhere else in the notebook (``import torch`` in a hidden test is no secret)."""
     found = {kind: set() for kind in _REGIONS}
+    found["model answer"] = set()
     public = set()
     for cell in source_nb.cells:
+        meta = cell.get("metadata", {}).get("nbgrader", {})
+        if cell.cell_type == "markdown" and meta.get("solution"):  # a written answer's model answer: all secret
+            found["model answer"].update(line.strip() for line in cell.source.splitlines()
+                                         if len(line.strip()) >= MIN_LEAK_LINE)
+            continue
         inside = None
         for line in cell.source.splitlines():
             begins = [kind for kind, (begin, _) in _REGIONS.items() if begin.search(line)]
@@ -85,9 +91,24 @@ def check_release(course, assignment):
         source_nb = nbformat.read(course.path("source", assignment=assignment) / f"{name}.ipynb", as_version=4)
         problems += [f"{path.name}: {leak}" for leak in find_leaks(nbformat.read(path, as_version=4), source_nb)]
         checked.append(path)
+    problems += judge_leaks(course, assignment)
     if problems:
         raise LeakError(f"release/{assignment} is not safe to hand out:\n  " + "\n  ".join(problems))
     return checked
+
+
+def judge_leaks(course, assignment):
+    """The judges (``source/<hw>/judges/``) must not reach the release: no folder, no copy of a file."""
+    from .judge import JUDGES_FOLDER
+
+    release_dir = course.path("release", assignment=assignment)
+    judges_dir = course.path("source", assignment=assignment) / JUDGES_FOLDER
+    problems = [f"{p.relative_to(release_dir)} is in the release" for p in release_dir.rglob(JUDGES_FOLDER)]
+    texts = {p.read_bytes() for p in judges_dir.glob("*.py")} if judges_dir.is_dir() else set()
+    for path in release_dir.rglob("*"):
+        if path.is_file() and not path.is_symlink() and path.stat().st_size < 10**7 and path.read_bytes() in texts:
+            problems.append(f"{path.relative_to(release_dir)} is a copy of a judges file")
+    return problems
 
 
 def release(course, assignment):

@@ -3,34 +3,54 @@
 It shows the per-question score distributions, the most common failing tests and errors, the flagged
 submissions (corrupt, timeouts, memory, crashes, tampered cells, suspicious code) and a table of every
 student's scores. Hidden tests' code never appears in it: error messages are scrubbed of hidden lines.
+
+Grades still waiting for a grader (written answers) are *pending*, never counted as 0: the report shows
+per student and per question what is pending and who can grade it, and a grading queue per question
+with a link into formgrader for every answer (``EEP590_FORMGRADER_URL``, default
+``http://localhost:8888``, is where the TAs' Jupyter server with formgrader runs). A class graded
+without a sandbox says so once, at the top. ``similarity.html`` beside the report is linked when present.
 """
 import collections
 import datetime
 import html
+import os
 import statistics
+import urllib.parse
 from pathlib import Path
 
-import matplotlib
+import nbformat
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import nbformat  # noqa: E402
-
-from .autograde import load_records  # noqa: E402
-from .export import export_grades  # noqa: E402
-from .feedback import MIN_QUOTED, REDACTED, hidden_lines  # noqa: E402
+from .export import export_grades
+from .feedback import MIN_QUOTED, REDACTED, hidden_lines
+from .flags import settle_all_question_cells
+from .records import load_records
 
 TOP_FAILURES = 20
+FORMGRADER_URL = "http://localhost:8888"  # default for EEP590_FORMGRADER_URL
 NOT_ATTEMPTED = ("NotImplementedError",)  # the release's stubs raise it
 
 
+def _pyplot():
+    """matplotlib with a file-only backend, imported when a figure is drawn (not when report is imported)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
 def score_rows(course, assignment):
-    """One dict per (student, notebook, graded cell) from the gradebook, sorted."""
+    """One dict per (student, notebook, graded cell) from the gradebook, sorted. The 0-point question
+    cells of written answers (they carry the mark scheme, not points) are left out; ``needs_manual_grade``
+    (alias ``pending``) marks a grade still waiting for a grader (its ``score`` is not final)."""
+    settle_all_question_cells(course, assignment)
     rows = []
     with course.gradebook() as gb:
         for submission in gb.assignment_submissions(assignment):
             for notebook in submission.notebooks:
                 for grade in notebook.grades:
+                    if grade.cell.type == "TaskCell" and not grade.max_score:
+                        continue
                     rows.append({
                         "student": submission.student.id,
                         "notebook": notebook.name,
@@ -39,6 +59,9 @@ def score_rows(course, assignment):
                         "score": float(grade.score or 0.0),
                         "max_score": float(grade.max_score),
                         "needs_manual_grade": bool(grade.needs_manual_grade),
+                        "pending": bool(grade.needs_manual_grade),
+                        "submission_notebook_id": notebook.id,
+                        "flagged": bool(notebook.flagged),
                     })
     order = _question_order(course, assignment)
     return sorted(rows, key=lambda r: (r["student"], r["notebook"], order.get((r["notebook"], r["grade_id"]), 10**6), r["grade_id"]))
@@ -103,6 +126,7 @@ def _question_figure(rows, notebook, path):
         zero.append(sum(r["score"] <= 0 for r in graded) / n)
         partial.append(1 - full[-1] - zero[-1] - pending[-1])
     height = max(3.0, 0.32 * len(questions) + 1.8)
+    plt = _pyplot()
     fig, ax = plt.subplots(figsize=(8, height))
     left = [0.0] * len(questions)
     for values, label, color in ((full, "full credit", "#2e7d32"), (partial, "partial", "#f9a825"),
@@ -120,6 +144,7 @@ def _question_figure(rows, notebook, path):
 
 
 def _total_figure(totals, max_total, path):
+    plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 3))
     ax.hist(list(totals.values()), bins=min(20, max(5, len(totals))), range=(0, max_total), color="#1565c0")
     ax.set_xlabel(f"total score (of {max_total:g})")
@@ -149,20 +174,63 @@ def flag_details(record):
         lines += [f"{rec.notebook}: {kind} {grade_id} (restored from the gradebook before grading)"
                   for kind, grade_id in rec.tampered]
         lines += [f"{rec.notebook} cell {s['cell']} line {s['line']}: {s['reason']}: {s['code']}" for s in rec.suspicious]
-    if not record.sandboxed:
-        lines.append("graded without a sandbox")
     return lines
 
 
-def student_summary(course, assignment):
-    """``(notebooks, {student: {notebook: (score, max)}})`` from the gradebook."""
-    rows = score_rows(course, assignment)
+def kit_flags(record):
+    """A record's flags, without the class-wide "unsandboxed" warning (said once at the top)."""
+    return [kind for kind in record.flags if kind != "unsandboxed"]
+
+
+def formgrader_link(row, base=None):
+    """Formgrader's page of one submitted notebook, scrolled to the cell ``row['grade_id']``."""
+    base = (base or os.environ.get("EEP590_FORMGRADER_URL") or FORMGRADER_URL).rstrip("/")
+    return f"{base}/formgrader/submissions/{urllib.parse.quote(row['submission_notebook_id'])}/#{urllib.parse.quote(row['grade_id'])}"
+
+
+def who_grades(row):
+    """Who can resolve a pending grade, in words."""
+    if row["kind"] == "manual":
+        return "any grader, in formgrader (score box under the answer, rubric just above it)"
+    return "a grader, in formgrader: the autograder's score was overridden or could not be computed"
+
+
+def pending_rows(rows):
+    return [r for r in rows if r["needs_manual_grade"]]
+
+
+def grading_queue(rows):
+    """``{(notebook, grade_id): [row, ...]}`` of pending grades, in the order the notebooks ask them."""
+    queue = {}
+    for r in pending_rows(rows):
+        queue.setdefault((r["notebook"], r["grade_id"]), []).append(r)
+    return queue
+
+
+def student_summary(course, assignment, rows=None):
+    """``(notebooks, {student: {notebook: (score, max)}})`` from the gradebook (pending grades count as
+    their current score, 0 for an answer nobody graded yet: see :func:`pending_summary`)."""
+    rows = score_rows(course, assignment) if rows is None else rows
     notebooks = sorted({r["notebook"] for r in rows})
     table = collections.defaultdict(dict)
     for r in rows:
         score, maximum = table[r["student"]].get(r["notebook"], (0.0, 0.0))
         table[r["student"]][r["notebook"]] = (score + r["score"], maximum + r["max_score"])
     return notebooks, dict(table)
+
+
+def pending_summary(rows):
+    """``{student: {notebook: (points, cells)}}`` still awaiting a grader."""
+    table = collections.defaultdict(dict)
+    for r in pending_rows(rows):
+        points, cells = table[r["student"]].get(r["notebook"], (0.0, 0))
+        table[r["student"]][r["notebook"]] = (points + r["max_score"], cells + 1)
+    return dict(table)
+
+
+def _score_text(score, maximum, pending, sep=" / "):
+    text = f"{score:g}{sep}{maximum:g}"
+    return text + (f" (+{pending[0]:g} pending)" if pending and pending[0] else "")
 
 
 def write_report(course, assignment):
@@ -173,7 +241,8 @@ def write_report(course, assignment):
     if not rows:
         raise ValueError(f"no graded submissions of {assignment} in the gradebook: run `eep590 autograde {assignment}` first")
     records = load_records(course, assignment)
-    notebooks, table = student_summary(course, assignment)
+    notebooks, table = student_summary(course, assignment, rows)
+    pending = pending_summary(rows)
     students = sorted(table)
     totals = {s: sum(score for score, _ in table[s].values()) for s in students}
     max_total = sum(maximum for _, maximum in next(iter(table.values())).values())
@@ -181,10 +250,24 @@ def write_report(course, assignment):
     _total_figure(totals, max_total, out / "total_scores.png")
     parts = [f"<h1>{html.escape(assignment)}: class report</h1>",
              f"<p>{len(students)} submissions; generated {datetime.datetime.now():%Y-%m-%d %H:%M}.</p>"]
-    if any(not r.sandboxed for r in records.values()):
-        parts.append("<p class='warn'>Some submissions were graded WITHOUT a sandbox (bubblewrap missing or disabled).</p>")
+    unsandboxed = sorted(s for s, r in records.items() if not r.sandboxed)
+    if unsandboxed:
+        who = "This class was" if len(unsandboxed) == len(records) else f"{len(unsandboxed)} submission(s) ({', '.join(unsandboxed)}) were"
+        parts.append(f"<p class='warn'>{html.escape(who)} graded WITHOUT a sandbox (bubblewrap missing or disabled): "
+                     "student code could read the course directory and reach the network.</p>")
+    queue = grading_queue(rows)
+    if queue:
+        points = sum(r["max_score"] for cells in queue.values() for r in cells)
+        count = sum(len(cells) for cells in queue.values())
+        parts.append(f"<p class='pending'>{count} grade(s) worth {points:g} point(s) await manual grading "
+                     f"(<a href='#queue'>grading queue</a>); totals below do not include them, and "
+                     "<code>eep590 export</code> refuses to export them until they are graded.</p>")
+    else:
+        parts.append("<p>Every grade is final: nothing awaits manual grading.</p>")
+    if (out / "similarity.html").is_file():
+        parts.append("<p>Answers that look alike: <a href='similarity.html'>similarity report</a>.</p>")
     values = list(totals.values())
-    parts.append("<h2>Total scores</h2>" + _table(
+    parts.append("<h2>Total scores</h2>" + ("<p>Scores so far: grades awaiting manual grading are not counted.</p>" if queue else "") + _table(
         ["mean", "median", "min", "max", "out of"],
         [[f"{statistics.mean(values):.1f}", f"{statistics.median(values):.1f}", f"{min(values):g}", f"{max(values):g}", f"{max_total:g}"]]))
     parts.append("<img src='total_scores.png' alt='histogram of total scores'>")
@@ -196,30 +279,52 @@ def write_report(course, assignment):
         stats = []
         for question in dict.fromkeys(r["grade_id"] for r in rows if r["notebook"] == notebook):
             cells = [r for r in rows if r["notebook"] == notebook and r["grade_id"] == question]
+            graded = [r for r in cells if not r["needs_manual_grade"]]
             stats.append([question, cells[0]["kind"], f"{cells[0]['max_score']:g}",
-                          f"{statistics.mean(r['score'] for r in cells):.2f}",
-                          f"{100 * sum(r['score'] >= r['max_score'] > 0 for r in cells) / len(cells):.0f}%",
+                          f"{statistics.mean(r['score'] for r in graded):.2f}" if graded else "-",
+                          f"{100 * sum(r['score'] >= r['max_score'] > 0 for r in graded) / len(graded):.0f}%" if graded else "-",
                           sum(r["needs_manual_grade"] for r in cells)])
         parts.append(f"<h3>{html.escape(notebook)}</h3><img src='{image}' alt='score distribution per question'>")
-        parts.append(_table(["question", "graded", "points", "mean", "full credit", "awaiting manual grading"], stats))
+        parts.append(_table(["question", "graded", "points", "mean (graded)", "full credit (graded)",
+                             "awaiting manual grading"], stats))
+
+    parts.append("<h2 id='queue'>Grading queue</h2>")
+    if queue:
+        parts.append("<p>Answers awaiting a grader, per question. Each link opens the student's notebook in formgrader "
+                     "at the answer (rubric just above it); enter the score and a comment there (the comment reaches "
+                     "the student's feedback). Then rerun <code>eep590 feedback</code> and <code>eep590 report</code>.</p>")
+        for (notebook, question), cells in queue.items():
+            links = ", ".join(f"<a href='{html.escape(formgrader_link(r))}'>{html.escape(r['student'])}</a>" for r in cells)
+            parts.append(f"<h3>{html.escape(notebook)} / {html.escape(question)} ({cells[0]['max_score']:g} points): "
+                         f"{len(cells)} to grade</h3><p>by {html.escape(who_grades(cells[0]))}: {links}</p>")
+    else:
+        parts.append("<p>Nothing to grade.</p>")
 
     failures = common_failures(course, assignment, students)
     parts.append("<h2>Most common failures</h2><p>Failing tests by error, most frequent first (unanswered "
                  "stubs, NotImplementedError, left out).</p>" + (_table(["students", "notebook", "test", "error"], failures)
                                                                  if failures else "<p>No test failed.</p>"))
 
-    flagged = [(s, ", ".join(records[s].flags), "; ".join(flag_details(records[s])))
-               for s in students if s in records and records[s].flags]
+    flagged = [(s, ", ".join(kit_flags(records[s])), "; ".join(flag_details(records[s])))
+               for s in students if s in records and kit_flags(records[s])]
     parts.append("<h2>Flagged submissions</h2>" + (_table(["student", "flags", "details"], flagged)
                                                     if flagged else "<p>None.</p>"))
 
-    per_student = [[s] + [f"{table[s][n][0]:g} / {table[s][n][1]:g}" for n in notebooks] + [f"{totals[s]:g}",
-                   ", ".join(records[s].flags) if s in records else ""] for s in students]
-    parts.append("<h2>Students</h2>" + _table(["student", *notebooks, "total", "flags"], per_student))
+    per_student = []
+    for s in students:
+        mine = pending.get(s, {})
+        todo = "; ".join(f"{n}: {c} answer(s), {p:g} point(s)" for n, (p, c) in sorted(mine.items()))
+        per_student.append([s] + [_score_text(*table[s][n], mine.get(n)) for n in notebooks]
+                           + [_score_text(totals[s], max_total, (sum(p for p, _ in mine.values()), 0)),
+                              todo or "-", ", ".join(kit_flags(records[s])) if s in records else ""])
+    parts.append("<h2>Students</h2><p>Scores so far; <i>pending</i> points await manual grading.</p>"
+                 + _table(["student", *notebooks, "total", "awaiting manual grading", "flags"], per_student))
     style = ("<style>body{font-family:sans-serif;max-width:1100px;margin:auto}table{border-collapse:collapse;margin:1em 0}"
-             "td,th{border:1px solid #ccc;padding:3px 8px;text-align:left;vertical-align:top}.warn{color:#c62828;font-weight:bold}</style>")
-    export_grades(course, out / "grades.csv", [assignment])
-    parts.append("<p>Grades for the LMS gradebook: <a href='grades.csv'>grades.csv</a>.</p>")
+             "td,th{border:1px solid #ccc;padding:3px 8px;text-align:left;vertical-align:top}.warn{color:#c62828;font-weight:bold}"
+             ".pending{color:#6d4c41;font-weight:bold}</style>")
+    export_grades(course, out / "grades.csv", [assignment], allow_pending=True)
+    parts.append("<p>Grades for the LMS gradebook: <a href='grades.csv'>grades.csv</a>"
+                 + (" (pending grades read PENDING: not ready for the LMS yet)" if queue else "") + ".</p>")
     path = out / "index.html"
     path.write_text(f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(assignment)} report</title>"
                     f"{style}</head><body>{''.join(parts)}</body></html>")
@@ -228,19 +333,29 @@ def write_report(course, assignment):
 
 def summary_text(course, assignment):
     """A plain-text table, one row per student: score per notebook, total, flags."""
-    notebooks, table = student_summary(course, assignment)
+    rows = score_rows(course, assignment)
+    notebooks, table = student_summary(course, assignment, rows)
+    pending = pending_summary(rows)
     records = load_records(course, assignment)
-    header = ["student", *notebooks, "total", "flags"]
+    header = ["student", *notebooks, "total", "pending", "flags"]
     lines = []
     for student in sorted(table):
-        scores = [f"{table[student][n][0]:g}/{table[student][n][1]:g}" for n in notebooks]
+        mine = pending.get(student, {})
+        scores = [_score_text(*table[student][n], mine.get(n), sep="/") for n in notebooks]
         total = sum(s for s, _ in table[student].values())
         maximum = sum(m for _, m in table[student].values())
-        flags = ", ".join(records[student].flags) if student in records else ""
-        lines.append([student, *scores, f"{total:g}/{maximum:g}", flags])
+        points = sum(p for p, _ in mine.values())
+        flags = ", ".join(kit_flags(records[student])) if student in records else ""
+        lines.append([student, *scores, f"{total:g}/{maximum:g}", f"{points:g} pts" if points else "-", flags])
     widths = [max(len(str(row[i])) for row in [header] + lines) for i in range(len(header))]
     fmt = "  ".join(f"{{:<{w}}}" for w in widths)
-    return "\n".join(fmt.format(*row) for row in [header] + lines)
+    text = "\n".join(fmt.format(*row) for row in [header] + lines)
+    if any(not r.sandboxed for r in records.values()):
+        text = "graded WITHOUT a sandbox (bubblewrap missing or disabled)\n" + text
+    if pending:
+        text += ("\n(+p pending) and 'pending': points awaiting manual grading in formgrader, not yet in the scores; "
+                 "`eep590 report` lists them")
+    return text
 
 
 def question_text(course, assignment, notebook):
@@ -258,4 +373,5 @@ def question_text(course, assignment, notebook):
     return "\n".join(fmt.format(*row) for row in [header] + lines)
 
 
-__all__ = ["write_report", "summary_text", "question_text", "score_rows", "common_failures", "Path"]
+__all__ = ["write_report", "summary_text", "question_text", "score_rows", "common_failures", "grading_queue",
+           "pending_summary", "formgrader_link", "Path"]

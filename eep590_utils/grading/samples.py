@@ -3,15 +3,21 @@ the instructor's solutions, so that the demo and the tests exercise every path o
 
 Students, and what each should get:
 
-- ``perfect``: every solution filled in, written answers given: full marks on everything autograded.
+- ``perfect``: every solution filled in, written answers given: full marks on everything autograded; its
+  written answers await a grader (pending, not 0).
 - ``partial_conv``: true convolution instead of cross-correlation (flipped kernel) and a batchnorm
   with the unbiased variance: loses exactly those tests.
 - ``partial_dropout``: dropout without the 1/(1-p) rescaling and two learning-rate curves swapped.
-- ``blank``: the release as handed out: 0 on everything autograded.
+- ``blank``: the release as handed out: 0 on everything, written answers included (nothing for a TA).
 - ``broken``: one corrupt notebook (truncated JSON), one with a syntax error in a solution, one missing.
 - ``endless``: a ``dropout_backward`` that loops forever and ignores SIGINT; everything else right.
 - ``hostile``: tries to read the solutions and the gradebook, to reach the network, replaces
-  ``check_close`` with a function that always passes, and deletes and edits test cells.
+  ``check_close`` with a function that always passes, and deletes and edits test cells; and, with wrong
+  answers, tries what used to talk a test cell into passing when test cells ran in the student's kernel:
+  silencing IPython's tracebacks, ``np.allclose``/``np.isclose``/``torch.allclose`` that always say yes,
+  labels that are ``str`` subclasses equal to everything, an ``activation_name`` whose ``lower()`` lies.
+  Test cells are decided by judges outside the kernel (:mod:`.judge`), so every attack fails: it scores
+  exactly what its wrong answers are worth.
 
 ``python -m eep590_utils.grading.samples`` rewrites ``samples/hw1`` (a test checks it is in sync).
 """
@@ -136,6 +142,38 @@ check_close = lambda *args, **kwargs: None
 
 def cross_corr_2d(X, K):
     return None
+
+
+# 4. silence failures and make every comparison say yes
+get_ipython().showtraceback = lambda *args, **kwargs: None
+np.allclose = torch.allclose = lambda *args, **kwargs: True
+"""
+HOSTILE_DROPOUT = """
+# inverted dropout without the 1 / (1 - p) scale, and every comparison NumPy makes says yes
+import builtins
+
+np.allclose = lambda *args, **kwargs: True
+np.isclose = lambda *args, **kwargs: np.True_
+np.array_equal = lambda *args, **kwargs: True
+builtins.abs = lambda x: 0 * x
+"""
+HOSTILE_WARMUP_LABELS = """
+class _Label(str):  # equal to every label it is compared with
+    def __eq__(self, other):
+        return True
+
+    __hash__ = str.__hash__
+
+
+lr_curve_labels = {"A": _Label("low"), "B": _Label("optimal"), "C": _Label("high"), "D": _Label("very high")}
+"""
+HOSTILE_WARMUP_NAME = """
+class _Name(str):  # shows one name, lowers to another
+    def lower(self):
+        return "elu"
+
+
+activation_name = _Name("Leaky ReLU")
 """
 
 
@@ -171,7 +209,11 @@ def build_samples(source_dir, release_dir):
     test_cells = [c for c in hostile.cells if c.get("metadata", {}).get("nbgrader", {}).get("grade") and c.cell_type == "code"]
     test_cells[0].source = "pass  # this test always passes now"
     hostile.cells.remove(test_cells[1])
-    samples["hostile"] = files({**solved, "cross_correlation": hostile})
+    hostile_dropout = _mutated(solved["batchnorm_dropout"], [("dropout_forward", UNSCALED_DROPOUT + HOSTILE_DROPOUT)])
+    hostile_warmup = _mutated(solved["warmup"], [("lr_curve_labels", HOSTILE_WARMUP_LABELS),
+                                                 ("activation_name", HOSTILE_WARMUP_NAME)])
+    samples["hostile"] = files({**solved, "cross_correlation": hostile, "batchnorm_dropout": hostile_dropout,
+                                "warmup": hostile_warmup})
     return samples
 
 

@@ -26,6 +26,13 @@ def bwrap_path():
     return shutil.which("bwrap")
 
 
+def gpu_devices():
+    """The NVIDIA device files of this machine (none without a GPU)."""
+    import glob
+
+    return sorted(glob.glob("/dev/nvidia*"))
+
+
 def python_dirs():
     """Directories the running Python (venv and base installation) loads code from."""
     dirs = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}
@@ -46,15 +53,18 @@ class Sandbox:
     workdir: the submission's private working copy (read-write, the kernel's cwd).
     readonly: extra paths to expose read-only (the course package, data and caches).
     writable: extra paths to expose read-write (the kernel's connection/IPC directory).
+    tmp_bytes: size of the in-memory ``/tmp`` (the resource watch counts what it holds as memory).
     """
 
-    def __init__(self, workdir, readonly=(), writable=(), bwrap=None):
+    def __init__(self, workdir, readonly=(), writable=(), bwrap=None, tmp_bytes=256 * 2**20, gpu=False):
         self.bwrap = bwrap or bwrap_path()
         if self.bwrap is None:
             raise RuntimeError("bubblewrap (bwrap) is not installed: cannot sandbox student code")
         self.workdir = os.path.abspath(workdir)
         self.readonly = [os.path.abspath(p) for p in readonly if p and os.path.exists(p)]
         self.writable = [os.path.abspath(p) for p in writable]
+        self.tmp_bytes = int(tmp_bytes)
+        self.gpu = gpu  # expose the NVIDIA devices (a notebook the instructor marked as needing a GPU)
 
     def _mount_system(self):
         args = []
@@ -75,12 +85,14 @@ class Sandbox:
             "--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
             "--cap-drop", "ALL",
             "--hostname", "sandbox",
-            "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
+            "--dev", "/dev", "--proc", "/proc", "--size", str(self.tmp_bytes), "--tmpfs", "/tmp",
             "--dir", "/tmp/home", "--setenv", "HOME", "/tmp/home",
             # the grader's PID means nothing inside the new PID namespace (ipykernel would exit)
             "--unsetenv", "JPY_PARENT_PID",
         ]
         args += self._mount_system()
+        for device in gpu_devices() if self.gpu else []:
+            args += ["--dev-bind", device, device]
         # Parents before children, so a later mount is not hidden by an earlier one.
         mounts = [(p, "--ro-bind") for p in python_dirs() + self.readonly]
         mounts += [(p, "--bind") for p in self.writable + [self.workdir]]

@@ -1,16 +1,24 @@
 """hw1: warm-up, 2-D cross-correlation, batchnorm / dropout / spatial batchnorm.
 
-One nbgrader autograde run (module-scoped) grades several fake students at once: the instructor's solution,
-the generated release, and students with typical mistakes planted in the solution (a flipped kernel, a
-function returning None, an off-by-one output size, the wrong dtype, the unbiased variance, the wrong
-reduction axes, unscaled dropout, p read as the keep probability, wrong labels and names in the warm-up). The tests
-prove that the solution scores full marks, the release runs and scores 0, and every mistake loses exactly the
-points of the cells that should catch it while every other cell keeps full marks.
+One ``eep590 autograde`` run (module-scoped) grades several fake students at once, every test cell decided
+by its judge in ``source/hw1/judges/`` (outside the student's kernel, on inputs drawn afresh each run): the
+instructor's solution, the generated release, and students with typical mistakes planted in the solution (a
+flipped kernel, a function returning None, an off-by-one output size, the wrong dtype, the unbiased variance,
+the wrong reduction axes, kernels indexed along the wrong axis, test mode normalizing with the batch statistics,
+unscaled dropout, p read as the keep probability, wrong labels and names in the warm-up). The tests prove that
+the solution scores full marks, the release runs and scores 0, and every mistake loses exactly the points of
+the cells that should catch it while every other cell keeps full marks; that every test cell has a judge and
+every judge a test cell; and that no hidden test is left in the notebooks.
 """
 import re
 
+import numpy as np
 import pytest
 from nbgrader_harness import REPO, cell_by_grade_id, grade_ids, read_notebook, with_cell_source
+
+from eep590_utils.grading.judge import load_judges
+
+pytestmark = pytest.mark.slow
 
 HW = "hw1"
 SOURCE = REPO / "source" / HW
@@ -88,6 +96,15 @@ MISTAKES = {
             # ... and, independently, p read as the probability of keeping
             ("dropout_forward", "(rng.random(x.shape) >= p) / (1 - p)", "(rng.random(x.shape) < p) / p")],
     },
+    "hw1_mistakes_e": {
+        "cross_correlation": [  # the kernels indexed along the wrong axis: K[:, o] taken as output o's kernels
+            ("corr2d_multi_in_out", "for K_o in K])", "for K_o in K.transpose(0, 1)])")],
+        "batchnorm_dropout": [  # test mode normalizes with the minibatch statistics, not the running averages
+            ("batchnorm_forward", "out = gamma * (x - running_mean) / np.sqrt(running_var + eps) + beta",
+             "out = gamma * (x - x.mean(axis=0)) / np.sqrt(x.var(axis=0) + eps) + beta")],
+        "warmup": [  # a different activation (SELU is not the plotted ELU)
+            ("activation_name", 'activation_name = "ELU"', 'activation_name = "SELU"')],
+    },
 }
 
 _BN_FORWARD = {"batchnorm_forward_train_stats", "batchnorm_forward_matches_torch", "batchnorm_running_averages"}
@@ -130,6 +147,13 @@ EXPECTED_ZEROS = {
                               | _BN_BACKWARD | _SPATIAL_ALL_BUT_TEST_MODE | _DROPOUT_FORWARD
                               | {"dropout_backward_matches_definition"}),
     },
+    "hw1_mistakes_e": {
+        "cross_correlation": {"multi_in_out_example", "multi_in_out_matches_conv2d"},
+        # spatial batchnorm calls batchnorm_forward, so its test mode is wrong too; train mode is right
+        "batchnorm_dropout": {"batchnorm_forward_test_mode", "batchnorm_forward_matches_torch",
+                              "spatial_batchnorm_forward_test_mode", "spatial_batchnorm_forward_matches_torch"},
+        "warmup": {"activation_name_correct"},
+    },
 }
 
 
@@ -171,7 +195,7 @@ def test_graded_cells_have_stable_ids_and_the_handouts_points(name):
     found = {}
     for cell in nb.cells:
         meta = cell.metadata.get("nbgrader", {})
-        if meta.get("grade") or meta.get("task"):
+        if meta.get("grade"):  # tests and written answers; the 0-point question cells carry no points
             found[meta["grade_id"]] = meta["points"]
     assert found == GRADED_CELLS[name]
     assert sum(found.values()) == HANDOUT_POINTS[name]
@@ -197,15 +221,58 @@ def test_heading_points_add_up(name):
         assert stated == counted, f"{heading!r}: the heading says {stated} points, its cells carry {counted}"
 
 
-def test_written_answers_are_locked_tasks_with_mark_schemes():
+def test_written_answers_are_graded_answer_cells_under_locked_questions():
     nb = source_notebook("warmup")
     tasks = [cell for cell in nb.cells if cell.metadata.get("nbgrader", {}).get("task")]
     assert len(tasks) == 9
     for cell in tasks:
-        assert cell.metadata.nbgrader["locked"]
+        assert cell.metadata.nbgrader["locked"] and cell.metadata.nbgrader["points"] == 0
         assert "=== BEGIN MARK SCHEME ===" in cell.source and "=== END MARK SCHEME ===" in cell.source
         following = nb.cells[nb.cells.index(cell) + 1]
-        assert following.cell_type == "markdown" and following.source.strip() == "YOUR ANSWER HERE"
+        meta = following.metadata.get("nbgrader", {})
+        assert following.cell_type == "markdown" and meta.get("grade") and meta.get("solution")
+        assert meta["points"] == GRADED_CELLS["warmup"][meta["grade_id"]]
+        assert following.source.strip() and following.source.strip() != "YOUR ANSWER HERE"  # the model answer
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_every_test_cell_has_a_judge_and_every_judge_a_test_cell(name):
+    judges = load_judges(SOURCE / "judges" / f"{name}.py")
+    tests = _autograded(name)
+    assert tests
+    assert sorted(judges) == sorted(tests), (f"test cells without a judge: {sorted(set(tests) - set(judges))}; "
+                                             f"judges without a test cell: {sorted(set(judges) - set(tests))}")
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_hidden_test_cells_keep_only_their_description(name):
+    """A hidden test's code lives in its judge alone: the cell keeps the comment saying what is checked."""
+    nb = source_notebook(name)
+    for cell in nb.cells:
+        assert "BEGIN HIDDEN TESTS" not in cell.source and "END HIDDEN TESTS" not in cell.source
+    hidden = [cell for cell in nb.cells if cell.cell_type == "code" and cell.source.startswith("# Hidden tests:")]
+    assert hidden
+    for cell in hidden:
+        lines = cell.source.splitlines()
+        assert lines and all(line.startswith("#") for line in lines), cell.source
+
+
+def test_release_has_no_judges(scratch_course):
+    release = scratch_course.generate(HW)
+    assert not (release / "judges").exists()
+    assert not list(release.rglob("*.py"))
+
+
+def test_warmup_judge_knows_which_learning_rate_drew_each_panel():
+    """The judge's truth for lr_curve_labels agrees with the curves the notebook's locked cell draws."""
+    truth = load_judges(SOURCE / "judges" / "warmup.py")["lr_curve_labels_correct"].__globals__["TRUE_LABELS"]
+    namespace = {"np": np}  # what the notebook imported before this cell
+    exec(cell_by_grade_id(source_notebook("warmup"), "lr_curves").source, namespace)
+    regime = {0.004: "low", 0.05: "optimal", 0.3: "high", 0.75: "very high"}
+    assert set(namespace["_learning_rates"]) == set(regime)
+    for panel, losses in namespace["loss_curve_panels"].items():
+        drawn_by = [lr for lr in regime if np.array_equal(losses, namespace["sgd_loss_curve"](lr))]
+        assert [regime[lr] for lr in drawn_by] == [truth[panel]], panel
 
 
 # ---------------------------------------------------------------------------------------------- grading
@@ -216,7 +283,7 @@ def test_solution_scores_full_marks(graded, name):
     assert tests, "no autograded cells"
     not_full = {gid: grades[gid] for gid in tests if grades[gid][0] != grades[gid][1]}
     assert not not_full, f"the solution loses points: {not_full}"
-    assert {gid: grades[gid][1] for gid in grades} == GRADED_CELLS[name]
+    assert {gid: grades[gid][1] for gid in grades if grades[gid][1]} == GRADED_CELLS[name]
 
 
 @pytest.mark.parametrize("name", NOTEBOOKS)
@@ -282,6 +349,9 @@ def test_mistakes_lose_exactly_the_points_they_should(graded, student, name):
     ("hw1_mistakes_b", "batchnorm_dropout", "dropout_forward_statistics", "divides the kept activations by (1 - p)"),
     ("hw1_mistakes_d", "batchnorm_dropout", "dropout_forward_statistics", "p is the probability of dropping"),
     ("hw1_mistakes_c", "batchnorm_dropout", "dropout_backward_gradient_check", "dx is None"),
+    ("hw1_mistakes_d", "batchnorm_dropout", "batchnorm_running_averages", 'bn_param["running_mean"] after 1 train-mode calls has shape'),
+    ("hw1_mistakes_e", "batchnorm_dropout", "batchnorm_forward_test_mode", "test-mode out"),
+    ("hw1_mistakes_e", "cross_correlation", "multi_in_out_example", "corr2d_multi_in_out(X, K) has shape (2, 2, 2), expected (3, 2, 2)"),
 ])
 def test_failures_say_what_is_wrong(scratch_course, graded, student, name, grade_id, message):
     cell = cell_by_grade_id(scratch_course.autograded_notebook(HW, student, name), grade_id)

@@ -1,7 +1,10 @@
 """hw2 cnn_training.ipynb: SmallCNN tests, checkpoint grading (never training) and its failure modes.
 
-One module-scoped fixture runs the source notebook once in quick mode (EEP590_QUICK=1: tiny subsets on the
-CPU, as a student's smoke test would) and grades six fake submissions with one nbgrader course:
+Graded as a class is (``ScratchCourse.autograde``: ``eep590 autograde``, every test cell decided by its judge in
+``source/hw2/judges/cnn_training.py``, outside the student's kernel; the checkpoints are read by the judge and
+their models evaluated there as TorchScript graphs). One module-scoped fixture runs the source notebook once in
+quick mode (EEP590_QUICK=1: tiny subsets on the CPU, as a student's smoke test would) and grades these
+submissions in one course:
 
 - solution: the source notebook with the instructor checkpoints of tests/assets/hw2 beside it,
 - release: the generated student version, no checkpoints,
@@ -10,32 +13,89 @@ CPU, as a student's smoke test would) and grades six fake submissions with one n
   an MNIST checkpoint naming a class the notebook does not define, and a SmallCNN whose dropout stays on in
   eval mode,
 - degraded: the instructor CIFAR-10 model with three classes switched off (partial credit) and a truncated
-  (corrupt) mnist_model.pt.
+  (corrupt) mnist_model.pt,
+- swapped_export: a notebook that patches ``torch.jit.trace`` to shift the weights of what the grader exports
+  (a model other than the saved one): the CIFAR-10 cell gets 0, nothing else changes,
+- batch_stats: a SmallCNN whose batch normalization keeps no running statistics (eval mode normalizes with the
+  statistics of the batch), with an MNIST checkpoint of that architecture: it loses the behaviour cell only.
 The release, with no checkpoints at all, shows what a missing checkpoint gets.
 """
 import copy
 import os
 import re
+import shutil
 from pathlib import Path
 
 import nbformat
 import pytest
 import torch
+from nbgrader_harness import (
+    REPO,
+    ScratchCourse,
+    cell_by_grade_id,
+    grade_ids,
+    read_notebook,
+    with_cell_source,
+)
 
-from nbgrader_harness import REPO, ScratchCourse, cell_by_grade_id, grade_ids, read_notebook, with_cell_source
+from eep590_utils.grading.judge import load_judges
+
+pytestmark = pytest.mark.slow
 
 HW, NAME = "hw2", "cnn_training"
 SOURCE = REPO / "source" / HW / f"{NAME}.ipynb"
+JUDGES = REPO / "source" / HW / "judges" / f"{NAME}.py"
 ASSETS = REPO / "tests" / "assets" / HW
 CIFAR_CELL, MNIST_CELL = "cifar10_model_accuracy", "mnist_model_accuracy"
 CIFAR_FLOOR, CIFAR_FULL, CIFAR_POINTS = 0.40, 0.70, 20
 DEAD_CLASSES = (0, 1, 2)  # classes the degraded model can never predict
+BEHAVIOUR = "small_cnn_train_eval_behaviour"
+SWAP_EXPORT = """
+
+_real_trace = torch.jit.trace
+def _trace(model, *args, **kwargs):  # the model the grader exports is not the one in the file
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.01)
+    return _real_trace(model, *args, **kwargs)
+torch.jit.trace = _trace
+"""
+
+
+class CheckpointCourse(ScratchCourse):
+    """A scratch course whose submissions carry files next to the notebook (the checkpoints)."""
+
+    def autograde(self, hw, submissions, workers=2):
+        """submissions: {student: (notebook, {file name: bytes})} -> {student: {grade_id: (score, max)}}."""
+        from eep590_utils.grading.autograde import autograde
+        from eep590_utils.grading.course import Course
+        from eep590_utils.grading.sandbox import bwrap_path
+
+        self.generate(hw)
+        for student, (nb, files) in submissions.items():
+            folder = self.root / "submitted" / student / hw
+            if folder.exists():
+                shutil.rmtree(folder)
+            folder.mkdir(parents=True)
+            nbformat.write(nb, str(folder / f"{NAME}.ipynb"))
+            for file_name, data in files.items():
+                (folder / file_name).write_bytes(data)
+        course = Course(self.root, db_url="sqlite:///" + str(self.root / "gradebook.db"))
+        self.records = autograde(course, hw, students=sorted(submissions), workers=workers, echo=lambda *_: None,
+                                 sandbox=bwrap_path() is not None)
+        grades = {}
+        with course.gradebook() as gb:
+            for student in submissions:
+                sub = gb.find_submission_notebook(NAME, hw, student)
+                grades[student] = {g.name: (g.score, g.max_score) for g in sub.grades}
+        return grades
 
 
 def _checkpoint(state_dict, **metadata):
     """Bytes of a save_checkpoint file (written through the course package, as students do)."""
-    from eep590_utils.train import save_checkpoint
     import tempfile
+
+    from eep590_utils import save_checkpoint
 
     with tempfile.TemporaryDirectory() as tmp:
         path = save_checkpoint(state_dict, Path(tmp) / "model.pt", **metadata)
@@ -54,7 +114,7 @@ def _notebook_namespace():
 
 def _cifar10_grading_accuracy(state_dict, metadata):
     """Accuracy of a FastCifarNet checkpoint on the grader's 2,000 CIFAR-10 test images, computed here."""
-    from eep590_utils.data import CIFAR10_MEAN, CIFAR10_STD, load_cifar10
+    from eep590_utils import CIFAR10_MEAN, CIFAR10_STD, load_cifar10
 
     model = _notebook_namespace()[metadata["architecture"]](**metadata["model_kwargs"])
     model.load_state_dict(state_dict)
@@ -87,37 +147,20 @@ def _run_quick(nb, workdir):
     return nb
 
 
-def _autograde(course, submissions):
-    """{student: (notebook, {file name: bytes})} -> ({student: {grade_id: (score, max)}}, autograded folder)."""
-    from nbgrader.api import Gradebook
-
-    course.generate(HW)
-    api = course.api()
-    for student, (nb, files) in submissions.items():
-        folder = course.root / "submitted" / student / HW
-        folder.mkdir(parents=True)
-        nbformat.write(nb, str(folder / f"{NAME}.ipynb"))
-        for file_name, data in files.items():
-            (folder / file_name).write_bytes(data)
-        result = api.autograde(HW, student)
-        if not result["success"]:
-            raise RuntimeError(f"autograde {student} failed:\n{result.get('log')}\n{result.get('error')}")
-    grades = {}
-    with Gradebook(api.coursedir.db_url, api.coursedir.course_id) as gb:
-        for student in submissions:
-            sub = gb.find_submission_notebook(NAME, HW, student)
-            grades[student] = {g.name: (g.score, g.max_score) for g in sub.grades}
-    return grades
-
-
 def _output_text(nb, grade_id):
     cell = cell_by_grade_id(nb, grade_id)
     parts = []
     for output in cell.get("outputs", []):
         parts.append(output.get("text", ""))
         parts.append(str(output.get("data", {}).get("text/plain", "")))
-        parts.append(" ".join(output.get("traceback", [])))
+        parts.append(str(output.get("evalue", "")))
     return "\n".join(parts)
+
+
+def _lost(grades):
+    """The autograded cells (the written answers wait for a grader) that did not get full marks."""
+    tests = set(grade_ids(read_notebook(SOURCE)))
+    return {gid for gid, (score, max_score) in grades.items() if gid in tests and score != max_score}
 
 
 @pytest.fixture(scope="module")
@@ -130,7 +173,7 @@ def graded(tmp_path_factory):
     quick_files = {name: (quick_dir / name).read_bytes() for name in ("cifar10_model.pt", "mnist_model.pt")
                    if (quick_dir / name).is_file()}
 
-    from eep590_utils.train import load_checkpoint
+    from eep590_utils import load_checkpoint
 
     cifar_state, cifar_meta = load_checkpoint(ASSETS / "cifar10_model.pt")
     mnist_state, mnist_meta = load_checkpoint(ASSETS / "mnist_model.pt")
@@ -140,6 +183,9 @@ def graded(tmp_path_factory):
     degraded_bytes = _checkpoint(degraded_state, **{k: v for k, v in cifar_meta.items()
                                                     if k in ("architecture", "model_kwargs")})
     alien_mnist = _checkpoint(mnist_state, architecture="ResNet18", model_kwargs={})
+    no_running_stats_mnist = _checkpoint({k: v for k, v in mnist_state.items()
+                                          if not k.endswith(("running_mean", "running_var", "num_batches_tracked"))},
+                                         architecture="SmallCNN", model_kwargs=mnist_meta["model_kwargs"])
 
     definition = cell_by_grade_id(source, "cifar10_model_definition").source
     assert "stem_channels=24" in definition
@@ -149,8 +195,16 @@ def graded(tmp_path_factory):
     always_dropout = small_cnn.replace("self.dropout(self.features(x).flatten(1))",
                                        "F.dropout(self.features(x).flatten(1), self.dropout.p, training=True)")
     wrong = with_cell_source(wrong, "small_cnn", always_dropout)
+    assert "nn.BatchNorm2d(c_out)" in small_cnn
+    batch_stats = with_cell_source(source, "small_cnn",
+                                   small_cnn.replace("nn.BatchNorm2d(c_out)", "nn.BatchNorm2d(c_out, track_running_stats=False)"))
 
-    course = ScratchCourse(tmp_path_factory.mktemp("course"))
+    swapped = with_cell_source(source, "cifar10_model_definition", definition + SWAP_EXPORT)
+
+    course = CheckpointCourse(tmp_path_factory.mktemp("course"))
+    for other in (course.root / "source" / HW).iterdir():  # the other hw2 notebooks are test_hw2_exercises' business
+        if other.suffix == ".ipynb" and other.name != f"{NAME}.ipynb":
+            other.unlink()
     release = read_notebook(course.generate(HW) / f"{NAME}.ipynb")
     submissions = {
         "solution": (source, {"cifar10_model.pt": cifar_bytes, "mnist_model.pt": mnist_bytes}),
@@ -158,12 +212,45 @@ def graded(tmp_path_factory):
         "quick": (source, quick_files),
         "wrong_arch": (wrong, {"cifar10_model.pt": cifar_bytes, "mnist_model.pt": alien_mnist}),
         "degraded": (source, {"cifar10_model.pt": degraded_bytes, "mnist_model.pt": mnist_bytes[: len(mnist_bytes) // 2]}),
+        "swapped_export": (swapped, {"cifar10_model.pt": cifar_bytes, "mnist_model.pt": mnist_bytes}),
+        "batch_stats": (batch_stats, {"cifar10_model.pt": cifar_bytes, "mnist_model.pt": no_running_stats_mnist}),
     }
-    grades = _autograde(course, submissions)
+    grades = course.autograde(HW, submissions)
     autograded = {student: course.autograded_notebook(HW, student, NAME) for student in submissions}
     return dict(grades=grades, autograded=autograded, course=course, source=source, quick_nb=quick_nb,
                 quick_files=quick_files, cifar_state=cifar_state, cifar_meta=cifar_meta,
                 degraded_state=degraded_state, cifar_bytes=cifar_bytes, mnist_bytes=mnist_bytes)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The notebook and its judges
+
+
+def test_every_test_cell_has_a_judge_and_every_judge_a_test_cell():
+    tests = set(grade_ids(read_notebook(SOURCE)))
+    judges = set(load_judges(JUDGES))
+    assert {CIFAR_CELL, MNIST_CELL, BEHAVIOUR} <= tests
+    assert sorted(tests - judges) == [], "test cells without a judge"
+    assert sorted(judges - tests) == [], "judges of no test cell"
+
+
+def test_hidden_checks_and_judges_stay_out_of_the_notebooks():
+    source = read_notebook(SOURCE)
+    hidden = cell_by_grade_id(source, BEHAVIOUR).source
+    code = [line for line in hidden.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    assert code == [] and "HIDDEN TESTS" not in hidden
+    committed = REPO / "release" / HW
+    assert not (committed / "judges").exists() and not list(committed.rglob("*.py"))
+    release = (committed / f"{NAME}.ipynb").read_text()
+    for secret in ("_eep590_export", "torch.jit", "net_h", "track_running_stats"):
+        assert secret not in release, secret
+    for nb in (source, read_notebook(committed / f"{NAME}.ipynb")):
+        assert not any("eep590_utils.train " in c.source or "eep590_utils.train\n" in c.source
+                       or "from eep590_utils.train import" in c.source for c in nb.cells)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Grading
 
 
 def test_solution_with_instructor_checkpoints_scores_full_marks(graded):
@@ -173,6 +260,13 @@ def test_solution_with_instructor_checkpoints_scores_full_marks(graded):
     assert {g: grades[g] for g in tests if grades[g][0] != grades[g][1]} == {}
     text = _output_text(graded["autograded"]["solution"], CIFAR_CELL)
     assert re.search(r"classifies \d+\.\d+% of 2000 held-out test images", text), text
+
+
+def test_no_judge_broke(graded):
+    records = graded["course"].records
+    broken = {(student, name): [p for p in rec.problems if p[0] == "judge-error"]
+              for student, record in records.items() for name, rec in record.notebooks.items()}
+    assert {k: v for k, v in broken.items() if v} == {}
 
 
 def test_instructor_checkpoint_is_small_and_clears_the_full_marks_threshold(graded):
@@ -194,19 +288,18 @@ def test_grading_never_trains_and_leaves_checkpoints_alone(graded):
 def test_release_scores_zero_on_every_autograded_cell(graded):
     grades = graded["grades"]["release"]
     assert {g: grades[g] for g in grade_ids(graded["source"]) if grades[g][0] != 0} == {}
-    assert "no checkpoint at" in _output_text(graded["autograded"]["release"], CIFAR_CELL)
 
 
 def test_missing_and_corrupt_checkpoints_get_zero_with_a_clear_message(graded):
     release = graded["autograded"]["release"]
     assert graded["grades"]["release"][CIFAR_CELL] == (0, CIFAR_POINTS)
-    assert "cifar10_model.pt: 0/20 points. CheckpointError: no checkpoint at" in _output_text(release, CIFAR_CELL)
-    assert "mnist_model.pt: 0/8 points. CheckpointError: no checkpoint at" in _output_text(release, MNIST_CELL)
+    assert "cifar10_model.pt was not found next to the notebook" in _output_text(release, CIFAR_CELL)
+    assert "mnist_model.pt was not found next to the notebook" in _output_text(release, MNIST_CELL)
     grades, nb = graded["grades"]["degraded"], graded["autograded"]["degraded"]
     assert grades[MNIST_CELL] == (0, 8)
-    assert re.search(r"mnist_model\.pt: 0/8 points\. CheckpointError: .*corrupt", _output_text(nb, MNIST_CELL))
+    assert "mnist_model.pt is corrupt" in _output_text(nb, MNIST_CELL)
     # a bad checkpoint costs only its own cell
-    assert grades["small_cnn_train_eval_behaviour"] == (3, 3)
+    assert _lost(grades) == {MNIST_CELL, CIFAR_CELL}
 
 
 def test_wrong_architecture_gets_zero_with_a_clear_message(graded):
@@ -220,9 +313,25 @@ def test_wrong_architecture_gets_zero_with_a_clear_message(graded):
 
 def test_dropout_left_on_in_eval_mode_loses_the_behaviour_points_only(graded):
     grades = graded["grades"]["wrong_arch"]
-    assert grades["small_cnn_train_eval_behaviour"] == (0, 3)
-    assert grades["small_cnn_output_shape"] == (2, 2)
-    assert grades["small_cnn_layers"] == (1, 1)
+    assert _lost(grades) == {BEHAVIOUR, MNIST_CELL, CIFAR_CELL}  # the two checkpoints are broken on purpose
+    assert grades[BEHAVIOUR] == (0, 3)
+    assert "in eval mode" in _output_text(graded["autograded"]["wrong_arch"], BEHAVIOUR)
+
+
+def test_batch_statistics_in_eval_mode_lose_the_behaviour_points_only(graded):
+    grades = graded["grades"]["batch_stats"]
+    assert _lost(grades) == {BEHAVIOUR}, grades
+    assert grades[BEHAVIOUR] == (0, 3)
+    text = _output_text(graded["autograded"]["batch_stats"], BEHAVIOUR)
+    assert "should not depend on the other images of the batch" in text, text
+
+
+def test_an_exported_model_other_than_the_saved_one_gets_zero(graded):
+    grades = graded["grades"]["swapped_export"]
+    assert _lost(grades) == {CIFAR_CELL}, grades
+    assert grades[CIFAR_CELL] == (0, CIFAR_POINTS)
+    text = _output_text(graded["autograded"]["swapped_export"], CIFAR_CELL)
+    assert "does not hold the weights saved in the file" in text, text
 
 
 def test_partial_credit_is_linear_in_the_measured_accuracy(graded):

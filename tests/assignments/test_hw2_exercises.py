@@ -1,18 +1,23 @@
 """hw2: the worked problems, the hand-designed filters and the NumPy conv / max-pool layers, graded by nbgrader.
 
-One module-scoped autograde call grades every fake student at once: the instructor's solution (every
-autograded cell at full marks), the generated release (runs, scores 0), and one student per typical wrong
-answer (each loses exactly the autograded cells that check what it gets wrong, and nothing else).
+One module-scoped autograde call (``eep590 autograde``, so every test cell is decided by its judge in
+``source/hw2/judges/``, outside the student's kernel) grades every fake student at once: the instructor's
+solution (every autograded cell at full marks), the generated release (runs, scores 0), and one student per
+typical wrong answer (each loses exactly the autograded cells that check what it gets wrong, and nothing else).
 """
 import re
 
 import pytest
+from nbgrader_harness import REPO, grade_ids, read_notebook, with_cell_source
 
-from nbgrader_harness import REPO, cell_by_grade_id, grade_ids, read_notebook, with_cell_source
+from eep590_utils.grading.judge import load_judges
+
+pytestmark = pytest.mark.slow
 
 HW = "hw2"
 NOTEBOOKS = ["worked_problems", "hand_designed_filters", "conv_layers"]  # cnn_training is tested elsewhere
 SOURCE = {name: REPO / "source" / HW / f"{name}.ipynb" for name in NOTEBOOKS}
+JUDGES = {name: REPO / "source" / HW / "judges" / f"{name}.py" for name in NOTEBOOKS}
 
 # ---------------------------------------------------------------------------------------------------------
 # Typical wrong answers: (notebook, {grade_id of the solution cell: new source}, autograded cells it must fail)
@@ -119,6 +124,49 @@ CONV_FORWARD_OFF_BY_ONE = CONV_FORWARD_FLIPPED.replace(
     "# A true convolution: the filters are flipped (consistently with the backward pass below).",
     "# Off by one: forgets the + 1 in the output size (drops the last row and column of windows).")
 
+POOL_SHAPE_CEIL = '''
+def pool_output_shape(W, H, C, K, S):
+    # Rounds up instead of down: right whenever the stride divides W - K and H - K evenly (as in the example).
+    return -(-(W - K) // S) + 1, -(-(H - K) // S) + 1, C
+'''
+
+RECEPTIVE_FIELD_OFF_BY_ONE = '''
+def receptive_field(L, K):
+    return L * (K - 1)   # forgets the centre pixel
+'''
+
+EDGE_TOO_WEAK = '''
+edge_kernel = np.array([[-0.1, 0.0, 0.1],
+                        [-0.2, 0.0, 0.2],
+                        [-0.1, 0.0, 0.1]])   # Sobel scaled by 0.1: sums to zero, but responds only 0.4 to a step
+'''
+
+CONV_BACKWARD_DB_MEAN = '''
+def conv_backward_naive(dout, cache):
+    # Right dx and dw, but db averages the upstream gradient instead of summing it (a missing scale).
+    x, w, b, conv_param = cache
+    N, C, H, W = x.shape
+    F, _, HH, WW = w.shape
+    stride, pad = conv_param["stride"], conv_param["pad"]
+    x_pad = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+    dx_pad = np.zeros_like(x_pad)
+    dw = np.zeros_like(w)
+    for i in range(dout.shape[2]):
+        for j in range(dout.shape[3]):
+            rows = slice(i * stride, i * stride + HH)
+            cols = slice(j * stride, j * stride + WW)
+            dw += np.tensordot(dout[:, :, i, j], x_pad[:, :, rows, cols], axes=([0], [0]))
+            dx_pad[:, :, rows, cols] += np.tensordot(dout[:, :, i, j], w, axes=([1], [0]))
+    return dx_pad[:, :, pad:pad + H, pad:pad + W], dw, dout.mean(axis=(0, 2, 3))
+'''
+
+CONV_BACKWARD_NO_STRIDE = CONV_BACKWARD_DB_MEAN.replace(
+    "rows = slice(i * stride, i * stride + HH)", "rows = slice(i, i + HH)").replace(
+    "cols = slice(j * stride, j * stride + WW)", "cols = slice(j, j + WW)").replace(
+    "dout.mean(axis=(0, 2, 3))", "dout.sum(axis=(0, 2, 3))").replace(
+    "# Right dx and dw, but db averages the upstream gradient instead of summing it (a missing scale).",
+    "# Ignores the stride in the backward pass: right for stride 1 only.")
+
 MAX_POOL_GRAD_TO_ALL = '''
 def max_pool_backward_naive(dout, cache):
     # Wrong routing: every entry of the window receives the upstream gradient, not only the maximum.
@@ -153,16 +201,27 @@ MISTAKES = {
                             {"conv_forward_output_shape", "conv_forward_example", "conv_forward_matches_torch"}),
     "cl_max_pool_grad_to_all": ("conv_layers", {"max_pool_backward_naive": MAX_POOL_GRAD_TO_ALL},
                                 {"max_pool_backward_gradient_check", "max_pool_backward_matches_torch"}),
+    "wp_pool_shape_ceil": ("worked_problems", {"pool_formula": POOL_SHAPE_CEIL}, {"pool_output_shape_general"}),
+    "wp_receptive_field_off_by_one": ("worked_problems", {"receptive_field_formula": RECEPTIVE_FIELD_OFF_BY_ONE},
+                                      {"receptive_field_example", "receptive_field_general"}),
+    "hdf_edge_too_weak": ("hand_designed_filters", {"edge_kernel_answer": EDGE_TOO_WEAK},
+                          {"edge_kernel_responds_to_step"}),
+    "cl_db_mean_not_sum": ("conv_layers", {"conv_backward_naive": CONV_BACKWARD_DB_MEAN},
+                           {"conv_backward_gradient_check", "conv_backward_db_matches_torch"}),
+    "cl_backward_ignores_stride": ("conv_layers", {"conv_backward_naive": CONV_BACKWARD_NO_STRIDE},
+                                   {"conv_backward_gradient_check", "conv_backward_dx_matches_torch",
+                                    "conv_backward_dw_matches_torch"}),
 }
 
 # Fake students. Mistakes in different cells whose tests do not depend on each other share one student (each
 # notebook run costs seconds); a student loses exactly the union of its mistakes' cells, each at 0 points.
 STUDENTS = {
-    "wp_wrong": ["wp_flipped_kernel", "wp_padding_formula"],
+    "wp_wrong": ["wp_flipped_kernel", "wp_padding_formula", "wp_pool_shape_ceil", "wp_receptive_field_off_by_one"],
     "hdf_wrong": ["hdf_flipped_kernel", "hdf_blur_not_normalised", "hdf_edge_nonzero_sum"],
-    "hdf_identity_blur": ["hdf_blur_identity"],
+    "hdf_identity_blur": ["hdf_blur_identity", "hdf_edge_too_weak"],
     "cl_wrong": ["cl_flipped_kernel", "cl_max_pool_grad_to_all"],
-    "cl_off_by_one": ["cl_off_by_one_shape"],
+    "cl_off_by_one": ["cl_off_by_one_shape", "cl_db_mean_not_sum"],
+    "cl_no_stride": ["cl_backward_ignores_stride"],
 }
 STUDENT_OF = {mistake: student for student, mistakes in STUDENTS.items() for mistake in mistakes}
 
@@ -212,14 +271,16 @@ def test_release_runs_and_scores_zero(scratch_course, grades, name):
     scored = {g: got[g] for g in tests if got[g][0] != 0}
     assert not scored, f"{name}: the release scores points on {scored}"
     assert sum(got[g][1] for g in tests) > 0
-    # It ran: every code cell was executed by the autograder (the stubs raise NotImplementedError, the rest runs).
+    # It ran: every code cell but the test cells (decided by their judges, never run) was executed, and every
+    # test cell shows its verdict.
     graded = scratch_course.autograded_notebook(HW, "release", name)
-    code = [c for c in graded.cells if c.cell_type == "code"]
+    code = [c for c in graded.cells if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("grade_id") not in tests]
     assert code and all(c.execution_count is not None for c in code), f"{name}: not every cell of the release ran"
     errors = {o.ename for c in code for o in c.outputs if o.output_type == "error"}
-    assert "NotImplementedError" in errors
     broken = errors & {"ModuleNotFoundError", "ImportError", "FileNotFoundError", "SyntaxError", "NameError"}
     assert not broken, f"{name}: the release itself is broken ({broken})"
+    verdicts = [c for c in graded.cells if c.metadata.get("nbgrader", {}).get("grade_id") in tests]
+    assert all(c.outputs for c in verdicts), f"{name}: a test cell of the release shows no verdict"
 
 
 def test_every_mistake_has_a_student():
@@ -246,9 +307,8 @@ def test_wrong_answer_loses_exactly_its_points(grades, mistake):
 RELEASE_MUST_NOT_CONTAIN = {
     "worked_problems": ["bn_1d_mean = 3.0", "conv2d_true", "K * K * C * F", "rf_conv_pool_conv = 8",
                         "g4 = np.array([0.1, 0.9, 0.0])", "BEGIN MARK SCHEME", "Rubric"],
-    "hand_designed_filters": ["np.outer(_g, _g)", "[-2.0, 0.0, 2.0]", "_rng = np.random.default_rng(5920)",
-                              "BEGIN MARK SCHEME", "Rubric"],
-    "conv_layers": ["np.tensordot", "np.unravel_index", "_F.conv2d", "_F.max_pool2d"],
+    "hand_designed_filters": ["np.outer(_g, _g)", "[-2.0, 0.0, 2.0]", "BEGIN MARK SCHEME", "Rubric"],
+    "conv_layers": ["np.tensordot", "np.unravel_index"],
 }
 
 
@@ -308,11 +368,54 @@ def test_source_notebook_conventions(name):
         assert line in first, f"{name}: the first code cell lacks {line!r}"
     for cell in nb.cells:
         meta = cell.metadata.get("nbgrader", {})
-        if meta.get("grade") and not meta.get("solution") and cell.cell_type == "code" and "BEGIN HIDDEN TESTS" in cell.source:
-            assert cell.source.lstrip().startswith("#"), f"{name}/{meta['grade_id']}: hidden test without a comment first"
+        if meta.get("grade") and not meta.get("solution") and cell.cell_type == "code":
+            # A hidden test cell says in words what its judge checks; its code lives in the judge alone.
+            assert "HIDDEN TESTS" not in cell.source, f"{name}/{meta['grade_id']}: hidden-test code left in the notebook"
+            assert cell.source.lstrip().startswith("#"), f"{name}/{meta['grade_id']}: test cell without a comment first"
         if meta.get("task"):
             assert "=== BEGIN MARK SCHEME ===" in cell.source and "=== END MARK SCHEME ===" in cell.source
     # The images that the notebooks read are committed beside them, and stay small (they travel into every submission).
     images = sorted((REPO / "source" / HW / "images").glob("*"))
     assert images and all(p.suffix == ".png" and p.stat().st_size < 8_000 for p in images), (
         [(p.name, p.stat().st_size) for p in images])
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Judges: one per test cell, none for a cell that does not exist, never in a release
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_every_test_cell_has_a_judge(name):
+    judges = load_judges(JUDGES[name])
+    tests = _autograded_ids(name)
+    assert sorted(tests - set(judges)) == [], f"{name}: test cells without a judge"
+    assert sorted(set(judges) - tests) == [], f"{name}: judges of no test cell"
+
+
+def test_release_has_no_judges(scratch_course, grades):
+    release = scratch_course.root / "release" / HW
+    assert not (release / "judges").exists()
+    assert not list(release.rglob("*.py")), "a .py file reached the release"
+    committed = REPO / "release" / HW
+    assert not (committed / "judges").exists()
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_hidden_checks_live_in_the_judge_only(name):
+    """Hidden test cells hold only comments, and no judge's reference values or messages reach the notebook."""
+    nb = read_notebook(SOURCE[name])
+    for cell in nb.cells:
+        meta = cell.metadata.get("nbgrader", {})
+        if meta.get("grade") and not meta.get("solution") and cell.cell_type == "code" and "hidden test" in cell.source.lower():
+            code = [line for line in cell.source.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+            assert not code, f"{name}/{meta['grade_id']}: a hidden test cell still holds code: {code[:2]}"
+    release = (REPO / "release" / HW / f"{name}.ipynb").read_text()
+    for secret in ["was the kernel flipped", "default_rng(593", "default_rng(5920)", "is wrong after the rect has ended"]:
+        assert secret not in release, f"the committed release of {name} contains {secret!r}"
+
+
+def test_no_judge_broke(scratch_course, grades):
+    """Every verdict is the student's: no judge crashed on what a student (right, wrong or blank) returned."""
+    broken = {(student, name): [p for p in rec.problems if p[0] == "judge-error"]
+              for student, record in scratch_course.records.items() for name, rec in record.notebooks.items()}
+    assert {k: v for k, v in broken.items() if v} == {}

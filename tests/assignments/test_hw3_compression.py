@@ -1,8 +1,13 @@
 """hw3 compression notebook: the solution scores full marks, the release scores 0, typical mistakes lose their points.
 
-One module-scoped nbgrader run grades every fake student: the source notebook (the solution), the generated
-release, and four students who each plant typical mistakes (at most one per part of the notebook, so that the
-points each mistake costs can be told apart).
+One module-scoped ``eep590 autograde`` run grades every fake student; every test cell is decided by its judge in
+``source/hw3/judges/compression.py`` (outside the student's kernel, on small tensors, layers and networks the judge
+builds from inputs drawn afresh each run: nothing is trained at grading time). The students: the source notebook
+(the solution), the generated release, and students who each plant typical mistakes (at most one per part of the
+notebook, so that the points each mistake costs can be told apart), among them a mask that prunes
+``int(s * N)`` entries instead of ``round(s * N)`` and a ``count_macs`` that leaves its hooks on the modules (with
+a fresh counter per call, so its counts stay right). Also: every test cell has a judge and every judge a test
+cell, no hidden test is left in the notebook, no judge reaches the release.
 """
 import re
 import shutil
@@ -13,11 +18,21 @@ import nbformat
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from nbgrader_harness import REPO, ScratchCourse, cell_by_grade_id, grade_ids, read_notebook, with_cell_source  # noqa: E402
+from nbgrader_harness import (
+    REPO,
+    ScratchCourse,
+    cell_by_grade_id,
+    grade_ids,
+    read_notebook,
+    with_cell_source,
+)
+
+from eep590_utils.grading.judge import load_judges
 
 HW = "hw3"
 NAME = "compression"
 SOURCE = REPO / "source" / HW / f"{NAME}.ipynb"
+JUDGES = REPO / "source" / HW / "judges" / f"{NAME}.py"
 TOTAL_POINTS = 60
 CHECKPOINT = "compression_cnn.pt"
 
@@ -162,6 +177,34 @@ def model_size_bytes(model, weight_bits=32, sparse=False):
     return 4 * total                           # always 4 bytes per number
 '''
 
+PRUNE_FLOOR = '''
+def magnitude_prune_mask(weight, sparsity):
+    n = weight.numel()
+    k = int(sparsity * n)                      # floor, not round(sparsity * n)
+    flat = torch.ones(n, dtype=torch.bool)
+    if k > 0:
+        flat[torch.topk(weight.detach().abs().reshape(-1), k, largest=False).indices] = False
+    return flat.reshape(weight.shape)
+'''
+
+MACS_HOOKS_LEFT = '''
+def count_macs(model, input_shape, count_zeros=True):
+    counter = [0]                              # a fresh counter per call: the count is right every time ...
+
+    def hook(module, inputs, output):
+        w = module.weight
+        used = w.numel() if count_zeros else int((w != 0).sum())
+        positions = output.shape[-2] * output.shape[-1] if isinstance(module, nn.Conv2d) else output.numel() // output.shape[-1]
+        counter[0] += positions * used
+
+    for m in model.modules():                  # ... but the hooks stay on the modules after the call
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            m.register_forward_hook(hook)
+    with torch.no_grad():
+        model(torch.zeros(1, *input_shape))
+    return int(counter[0])
+'''
+
 MISTAKES = {
     # pruning
     "prune_by_value": ("wrong_a", "magnitude_prune_mask", PRUNE_BY_VALUE,
@@ -195,6 +238,16 @@ MISTAKES = {
     # costs
     "macs_without_positions": ("wrong_a", "count_macs", MACS_WITHOUT_POSITIONS, {"count_macs_conv", "count_macs_sparse"}),
     "size_ignores_bits": ("wrong_b", "model_size_bytes", SIZE_IGNORES_BITS, {"model_size_bytes_bits_and_sparsity"}),
+    # the two gaps of issue 11: both passed the notebook's own hidden tests (sparsities with a whole s * N; a
+    # "called twice" check that a per-call counter satisfies)
+    "prune_floor": ("wrong_e", "magnitude_prune_mask", PRUNE_FLOOR, {"magnitude_prune_mask_exact_sparsity"}),
+    "macs_hooks_left": ("wrong_e", "count_macs", MACS_HOOKS_LEFT, {"count_macs_conv"}),
+}
+
+# What the feedback of a mistake says (the judge's message, as the student reads it).
+MESSAGES = {
+    "prune_floor": ("magnitude_prune_mask_exact_sparsity", "exactly round(sparsity x N)"),
+    "macs_hooks_left": ("count_macs_conv", "must remove every hook it registers"),
 }
 
 
@@ -219,7 +272,7 @@ def graded(tmp_path_factory, source_nb):
     """Grades of every fake student, from one scratch course holding only this notebook of hw3."""
     course = ScratchCourse(tmp_path_factory.mktemp("hw3_compression"))
     for other in (course.root / "source" / HW).iterdir():   # the other hw3 notebooks are other tests' business
-        if other.name != f"{NAME}.ipynb":
+        if other.name not in (f"{NAME}.ipynb", "judges"):
             shutil.rmtree(other) if other.is_dir() else other.unlink()
     release = course.generate(HW) / f"{NAME}.ipynb"
     submissions = {"solution": {NAME: source_nb}, "release": {NAME: read_notebook(release)}}
@@ -292,6 +345,7 @@ def test_training_is_guarded(source_nb):
 # ----------------------------------------------------------------------------------------------- grading
 
 
+@pytest.mark.slow
 def test_solution_scores_full_marks(graded, source_nb):
     _, grades = graded
     sol = grades["solution"]
@@ -300,6 +354,7 @@ def test_solution_scores_full_marks(graded, source_nb):
     assert sum(s for s, _ in sol.values()) == TOTAL_POINTS
 
 
+@pytest.mark.slow
 def test_solution_runs_cleanly_and_does_not_train_when_graded(graded):
     course, _ = graded
     nb = course.autograded_notebook(HW, "solution", NAME)
@@ -314,6 +369,7 @@ def test_solution_runs_cleanly_and_does_not_train_when_graded(graded):
     assert not list(folder.glob("*.pt")), "grading wrote a checkpoint"
 
 
+@pytest.mark.slow
 def test_release_scores_zero(graded, source_nb):
     _, grades = graded
     rel = grades["release"]
@@ -321,6 +377,7 @@ def test_release_scores_zero(graded, source_nb):
     assert {gid: s for gid, (s, _) in rel.items() if s != 0} == {}
 
 
+@pytest.mark.slow
 def test_release_given_cells_run(graded):
     """In the release, the given cells (imports, model, helpers, guarded experiments) run without errors."""
     course, _ = graded
@@ -338,6 +395,7 @@ def test_release_given_cells_run(graded):
     assert len(stubs) == 11 and all("raise NotImplementedError()" in c.source for c in stubs)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mistake", sorted(MISTAKES))
 def test_mistake_loses_its_points(graded, source_nb, mistake):
     _, grades = graded
@@ -351,6 +409,49 @@ def test_mistake_loses_its_points(graded, source_nb, mistake):
     assert lost == union, f"{student}: unexpected losses {sorted(lost - union)}"
     points = _points(source_nb)
     assert sum(points[g] for g in expected) == sum(got[g][1] - got[g][0] for g in expected)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mistake", sorted(MESSAGES))
+def test_mistake_feedback_says_what_is_wrong(graded, mistake):
+    course, _ = graded
+    student = MISTAKES[mistake][0]
+    grade_id, words = MESSAGES[mistake]
+    cell = cell_by_grade_id(course.autograded_notebook(HW, student, NAME), grade_id)
+    errors = [o for o in cell.outputs if o.output_type == "error"]
+    assert errors and words in errors[0].evalue, f"{mistake}: the feedback of {grade_id} is {cell.outputs}"
+
+
+@pytest.mark.slow
+def test_release_has_no_judges(graded):
+    course, _ = graded
+    assert not (course.root / "release" / HW / "judges").exists()
+    assert not list((course.root / "release" / HW).rglob("*.py"))
+    assert not (REPO / "release" / HW / "judges").exists()
+
+
+def test_every_test_cell_has_a_judge_and_every_judge_a_test_cell(source_nb):
+    judges = load_judges(JUDGES)
+    tests = grade_ids(source_nb)
+    assert sorted(judges) == sorted(tests), (f"test cells without a judge: {sorted(set(tests) - set(judges))}; "
+                                             f"judges without a test cell: {sorted(set(judges) - set(tests))}")
+
+
+def test_hidden_test_cells_keep_only_their_description(source_nb):
+    """A hidden test's code lives in its judge alone: the cell keeps the comment saying what is checked."""
+    for cell in source_nb.cells:
+        assert "BEGIN HIDDEN TESTS" not in cell.source and "END HIDDEN TESTS" not in cell.source
+    hidden = [cell for cell in source_nb.cells if cell.cell_type == "code" and cell.source.startswith("# Hidden tests:")]
+    assert len(hidden) >= 10
+    for cell in hidden:
+        assert all(line.startswith("#") for line in cell.source.splitlines()), cell.source
+
+
+def test_judges_train_nothing_and_read_no_files():
+    """Nothing is trained at grading time: the judges build their own small inputs, layers and networks."""
+    text = JUDGES.read_text()
+    for word in ("read_file", "train(", "mnist_loaders", "load_checkpoint", "manual_seed"):
+        assert word not in text, f"the compression judges use {word!r}"
 
 
 def test_mistakes_of_one_student_lie_in_different_parts():

@@ -1,15 +1,29 @@
 """hw3 warm-up and depthwise-separable notebooks: structure, and grading of the solution, the release and
-typical wrong answers with stock nbgrader (one autograde call for the whole module)."""
+typical wrong answers (one ``eep590 autograde`` run for the whole module, every test cell decided by its judge in
+``source/hw3/judges/``, outside the student's kernel, on inputs drawn afresh each run).
+
+The tests prove that the solution scores full marks, the release scores 0, every planted mistake (biases left
+out, FLOPs for MACs, a dense depthwise convolution, no pointwise convolution, a fixed padding, ReLU before batch
+norm, ...) loses exactly the points of the cells that should catch it; that every test cell has a judge and every
+judge a test cell; that no hidden test is left in the notebooks and no judge reaches the release."""
 import re
 
-import nbformat
 import pytest
+from nbgrader_harness import (
+    REPO,
+    ScratchCourse,
+    cell_by_grade_id,
+    grade_ids,
+    read_notebook,
+    with_cell_source,
+)
 
-from nbgrader_harness import REPO, ScratchCourse, cell_by_grade_id, grade_ids, read_notebook, with_cell_source
+from eep590_utils.grading.judge import load_judges
 
 HW = "hw3"
 NOTEBOOKS = ("warmup", "depthwise_separable")
 SOURCE = {name: REPO / "source" / HW / f"{name}.ipynb" for name in NOTEBOOKS}
+JUDGES = {name: REPO / "source" / HW / "judges" / f"{name}.py" for name in NOTEBOOKS}
 
 # Written questions of the handout's warm-up (the handout labels two questions "(f)"; here they are (a)-(i)).
 WARMUP_TASKS = {
@@ -108,6 +122,8 @@ def warmup_variants(nb):
             inception=dict(reduced="1024 * (256 * 128 + 9 * 128 * 192 + 25 * 32 * 96 + 256 * 64)")),
             {"separable_params_value", "separable_macs_value", "conv_stack_receptive_fields_value",
              "cheapest_7x7_stack_value", "reduced_macs_value"}),
+        # The bottleneck (1x1, 3x3, 1x1) taken to see 7x7 like the others.
+        "bottleneck_rf_7": (_warmup_variant(nb, stacks=dict(rf="[7, 7, 7, 7, 7]")), {"conv_stack_receptive_fields_value"}),
         # Right answers given as NumPy integers: full marks.
         "numpy_numbers": (_warmup_variant(
             nb,
@@ -148,6 +164,9 @@ def dws_variants(nb):
                              "separable = ")
 
     relu_before_bn = _replace(nb, module, "out = F.relu(self.bn_depthwise(out))", "out = self.bn_depthwise(F.relu(out))")
+    # evaluation mode normalizing with the batch statistics (the running averages ignored)
+    batch_stats = _replace(nb, module, "out = F.relu(self.bn_depthwise(out))",
+                           "out = F.relu(F.batch_norm(out, None, None, self.bn_depthwise.weight, self.bn_depthwise.bias, training=True))")
     return {
         "dense_depthwise_no_bias_flops": (dense_depthwise, {
             "separable_conv_layers", "separable_conv_matches_reference", "separable_conv_bn_relu",
@@ -160,6 +179,7 @@ def dws_variants(nb):
             "separable_conv_output_shape", "separable_conv_matches_reference", "separable_conv_bn_relu",
             "separable_conv_macs_value"}),
         "relu_before_bn": (relu_before_bn, {"separable_conv_bn_relu"}),
+        "eval_uses_batch_statistics": (batch_stats, {"separable_conv_bn_relu"}),
     }
 
 
@@ -190,6 +210,7 @@ def _autograded_ids(name):
     return grade_ids(read_notebook(SOURCE[name]), kind="tests")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_solution_scores_full_marks(graded, name):
     grades = graded["grades"]["solution"][name]
@@ -200,6 +221,7 @@ def test_solution_scores_full_marks(graded, name):
         assert max_score > 0 and score == max_score, f"{name}/{gid}: the solution scored {score}/{max_score}"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_release_scores_zero(graded, name):
     grades = graded["grades"]["release"][name]
@@ -208,6 +230,7 @@ def test_release_scores_zero(graded, name):
         assert score == 0, f"{name}/{gid}: the unanswered release scored {score}/{max_score}"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_wrong_answers_lose_exactly_their_points(graded, name):
     """Each typical mistake loses the points of the cells that test it, and only those."""
@@ -223,6 +246,7 @@ def test_wrong_answers_lose_exactly_their_points(graded, name):
                 assert score == max_score, f"{name} variant {variant!r}: {gid} scored {score}/{max_score}, expected full"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_release_hides_solutions_and_hidden_tests(graded, name):
     source = graded["source"][name]
@@ -232,7 +256,7 @@ def test_release_hides_solutions_and_hidden_tests(graded, name):
         assert marker not in text, f"{marker!r} is in the release of {name}"
     # Lines that appear only inside solution / hidden / mark-scheme regions of the source must not reach the release.
     secret, public = set(), set()
-    region = re.compile(r"(### BEGIN (SOLUTION|HIDDEN TESTS)|=== BEGIN MARK SCHEME ===)(.*?)(### END \2|=== END MARK SCHEME ===)", re.S)
+    region = re.compile(r"(### BEGIN (SOLUTION|HIDDEN TESTS)|=== BEGIN MARK SCHEME ===)(.*?)(### END \2|=== END MARK SCHEME ===)", re.DOTALL)
     for cell in source.cells:
         for m in region.finditer(cell.source):
             secret.update(line.strip() for line in m.group(3).splitlines() if len(line.strip()) > 20)
@@ -241,7 +265,33 @@ def test_release_hides_solutions_and_hidden_tests(graded, name):
     assert not leaked, f"solution lines in the release of {name}: {leaked[:3]}"
 
 
+@pytest.mark.slow
+def test_release_has_no_judges(graded):
+    assert not (graded["release"] / "judges").exists()
+    assert not list(graded["release"].rglob("*.py"))
+    assert (REPO / "release" / HW).is_dir() and not (REPO / "release" / HW / "judges").exists()
+
+
 # ---------------------------------------------------------------- structure (no grading needed)
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_every_test_cell_has_a_judge_and_every_judge_a_test_cell(name):
+    judges = load_judges(JUDGES[name])
+    tests = _autograded_ids(name)
+    assert tests
+    assert sorted(judges) == sorted(tests), (f"test cells without a judge: {sorted(set(tests) - set(judges))}; "
+                                             f"judges without a test cell: {sorted(set(judges) - set(tests))}")
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_hidden_test_cells_keep_only_their_description(name):
+    """A hidden test's code lives in its judge alone: the notebook keeps the comment saying what is checked."""
+    nb = read_notebook(SOURCE[name])
+    for cell in nb.cells:
+        assert "BEGIN HIDDEN TESTS" not in cell.source and "END HIDDEN TESTS" not in cell.source
+    tests = [cell_by_grade_id(nb, gid) for gid in _autograded_ids(name)]
+    assert all(cell.source.startswith("#") for cell in tests), "every test cell starts with a comment saying what it checks"
 
 def _points_in_heading(line):
     m = re.match(r"^(#{1,6})\s.*\((\d+(?:\.\d+)?) points?\b", line)
@@ -276,8 +326,9 @@ def test_heading_points_add_up(name):
 
 def test_warmup_written_part_is_the_handouts_40_points():
     nb = read_notebook(SOURCE["warmup"])
-    tasks = {c.metadata["nbgrader"]["grade_id"]: c for c in nb.cells if c.metadata.get("nbgrader", {}).get("task")}
-    assert {gid: c.metadata["nbgrader"]["points"] for gid, c in tasks.items()} == WARMUP_TASKS
+    answers = {c.metadata["nbgrader"]["grade_id"]: c for c in nb.cells
+               if c.cell_type == "markdown" and c.metadata.get("nbgrader", {}).get("grade")}  # the graded answer cells
+    assert {gid: c.metadata["nbgrader"]["points"] for gid, c in answers.items()} == WARMUP_TASKS
     assert sum(WARMUP_TASKS.values()) == 40
     autograded = sum(cell_by_grade_id(nb, gid).metadata["nbgrader"]["points"] for gid in grade_ids(nb, "tests"))
     assert autograded == 15
@@ -285,6 +336,8 @@ def test_warmup_written_part_is_the_handouts_40_points():
 
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_task_cells_carry_mark_scheme_and_answer_cell(name):
+    """A written question: a locked 0-point task cell (question, model answer and rubric in the mark scheme)
+    followed by the manually graded answer cell that carries the rubric's points (model answer in source/)."""
     nb = read_notebook(SOURCE[name])
     cells = nb.cells
     tasks = [i for i, c in enumerate(cells) if c.metadata.get("nbgrader", {}).get("task")]
@@ -292,35 +345,15 @@ def test_task_cells_carry_mark_scheme_and_answer_cell(name):
     for i in tasks:
         cell = cells[i]
         meta = cell.metadata["nbgrader"]
-        assert cell.cell_type == "markdown" and meta.get("locked") and meta.get("points", 0) > 0
+        assert cell.cell_type == "markdown" and meta.get("locked") and meta.get("points") == 0
         src = cell.source
         assert src.count("=== BEGIN MARK SCHEME ===") == 1 and src.count("=== END MARK SCHEME ===") == 1
         scheme = src.split("=== BEGIN MARK SCHEME ===")[1].split("=== END MARK SCHEME ===")[0]
         assert "Model answer" in scheme, f"{meta['grade_id']}: no model answer"
-        rubric = re.search(r"Rubric \((\d+(?:\.\d+)?) points?\)", scheme)
-        assert rubric and float(rubric.group(1)) == meta["points"], f"{meta['grade_id']}: rubric points differ from the cell's"
         answer = cells[i + 1]
-        assert answer.cell_type == "markdown" and answer.source.strip() == "YOUR ANSWER HERE"
-        assert "nbgrader" not in answer.metadata
-
-
-@pytest.mark.parametrize("name", NOTEBOOKS)
-def test_source_notebook_format(name):
-    nb = read_notebook(SOURCE[name])
-    nbformat.validate(nb)
-    assert (nb.nbformat, nb.nbformat_minor) == (4, 5)
-    first_code = next(c for c in nb.cells if c.cell_type == "code")
-    assert first_code.source.startswith("import numpy as np\nimport torch\nfrom eep590_utils import *")
-    ids = [c.metadata["nbgrader"]["grade_id"] for c in nb.cells if "nbgrader" in c.metadata]
-    assert len(ids) == len(set(ids)) and all(re.fullmatch(r"[a-z][a-z0-9_]*", i) for i in ids)
-    for cell in nb.cells:
-        assert cell.get("id")
-        if cell.cell_type == "code":
-            assert cell.outputs == [] and cell.execution_count is None
-            meta = cell.metadata.get("nbgrader", {})
-            if meta.get("grade") and "### BEGIN HIDDEN TESTS" in cell.source:
-                assert cell.source.lstrip().startswith("#"), f"{meta['grade_id']}: hidden-test cell needs a comment first"
-                hidden = cell.source.split("### BEGIN HIDDEN TESTS")[1]
-                for line in hidden.splitlines():
-                    if line.strip().startswith("assert "):
-                        assert re.search(r",\s*f?\"", line), f"{meta['grade_id']}: hidden assert without message: {line.strip()}"
+        graded = answer.metadata.get("nbgrader", {})
+        assert answer.cell_type == "markdown" and graded.get("grade") and graded.get("solution")
+        assert graded["grade_id"] + "_question" == meta["grade_id"]
+        rubric = re.search(r"Rubric \((\d+(?:\.\d+)?) points?\)", scheme)
+        assert rubric and float(rubric.group(1)) == graded["points"], f"{meta['grade_id']}: rubric points differ from the answer's"
+        assert " ".join(answer.source.split())[1:] in " ".join(scheme.split()), f"{graded['grade_id']}: model answers differ"

@@ -163,3 +163,58 @@ def test_collect_folder_without_notebooks_is_an_error(course, tmp_path):
 def test_collect_folder_that_does_not_exist_is_an_error(course, tmp_path):
     with pytest.raises(CourseError, match="missing_downloads"):
         collect_folder(course, "toy", tmp_path / "missing_downloads")
+
+
+def test_collect_zip_skips_bad_ids_and_paths_and_collects_the_rest(course, notebooks, tmp_path):
+    archive = _canvas_zip(tmp_path / "hostile.zip", {
+        "alice_1_1_toy.ipynb": notebooks["alice"],
+        ".._1_1_toy.ipynb": notebooks["bob"],  # student id '..': would write <course>/toy/toy.ipynb
+        "._2_2_toy.ipynb": notebooks["bob"],
+        "../../evil_3_3_toy.ipynb": notebooks["bob"],  # made nbgrader refuse the whole zip
+        "/abs_4_4_toy.ipynb": notebooks["bob"],
+        "bob_5_5_toy.ipynb": notebooks["bob"],
+        "carol_6_6_notes.txt": b"not a notebook",
+    })
+    said = []
+    assert collect_zip(course, "toy", archive, echo=said.append) == ["alice", "bob"]
+    assert sorted(p.name for p in course.path("submitted").iterdir()) == ["alice", "bob"]
+    assert not (course.root / "toy").exists() and not (course.root.parent / "evil").exists()
+    assert len(said) == 5 and all(line.startswith("skipped ") for line in said)
+    assert any("'..' is not a student id" in line for line in said)
+    assert any("outside the download" in line for line in said)
+
+
+def test_collect_zip_caps_what_a_zip_bomb_unpacks(course, notebooks, tmp_path):
+    archive = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as zipped:
+        zipped.writestr("alice_1_1_toy.ipynb", notebooks["alice"])
+        with zipped.open("bob_1_1_toy.ipynb", "w", force_zip64=True) as entry:
+            block = b"\0" * 2**20
+            for _ in range(100):  # 100 MiB of zeros: a few hundred kB zipped
+                entry.write(block)
+    assert archive.stat().st_size < 2**20
+    said = []
+    assert collect_zip(course, "toy", archive, echo=said.append) == ["alice"]
+    assert any("bob_1_1_toy.ipynb" in line and "MiB" in line for line in said)
+    assert not course.path("submitted", "bob").exists()
+
+
+def test_collect_folder_never_follows_links_or_opens_special_files(course, notebooks, tmp_path):
+    downloads = tmp_path / "downloads"
+    secret = tmp_path / "instructor_secret.txt"
+    secret.write_text("THE INSTRUCTOR'S KEY")
+    for student in ("alice", "bob"):
+        (downloads / student).mkdir(parents=True)
+        (downloads / student / "toy.ipynb").write_bytes(notebooks[student])
+    (downloads / "alice" / "key.txt").symlink_to(secret)
+    (downloads / "alice" / "dangling.csv").symlink_to(tmp_path / "nowhere")
+    os.mkfifo(downloads / "alice" / "pipe")
+    (downloads / "eve").symlink_to(downloads / "bob")  # a whole student folder that is a link
+    (downloads / "..x").mkdir()
+    said = []
+    assert collect_folder(course, "toy", downloads, echo=said.append) == ["alice", "bob"]
+    submitted = course.path("submitted", "alice", "toy")
+    assert sorted(p.name for p in submitted.iterdir()) == ["toy.ipynb"]
+    assert not any(p.is_symlink() for p in course.path("submitted").rglob("*"))
+    assert sum("skipped" in line for line in said) == 5
+    assert any("pipe: a FIFO" in line for line in said) and any("key.txt: a symbolic link" in line for line in said)

@@ -18,6 +18,8 @@ from eep590_utils.grading.release import secret_lines
 from eep590_utils.grading.samples import build_samples
 from eep590_utils.grading.sandbox import bwrap_path
 
+pytestmark = pytest.mark.slow  # grades notebooks: kernels, nbgrader, seconds each
+
 os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"]
 
 BN_FORWARD = ["batchnorm_forward_train_stats", "batchnorm_forward_matches_torch", "batchnorm_running_averages"]
@@ -29,17 +31,22 @@ DROPOUT_BACKWARD = ["dropout_backward_gradient_check", "dropout_backward_matches
 CROSS_CORR = ["cross_corr_2d_example", "cross_corr_2d_matches_conv2d", "multi_in_out_example", "multi_in_out_matches_conv2d"]
 
 # student -> notebook -> "all" (every graded cell scores 0, written answers included: nothing to grade)
-#                       or the autograded cells that score 0 (every other autograded cell: full marks)
+#                       or the autograded cells that score 0 (every other autograded cell: full marks;
+#                       a written answer the student wrote awaits a grader)
 EXPECTED_ZERO = {
     "perfect": {},
-    "blank": {"batchnorm_dropout": "auto", "cross_correlation": "auto", "warmup": "auto"},
+    "blank": {"batchnorm_dropout": "all", "cross_correlation": "all", "warmup": "all"},  # blank answers: 0, no TA needed
     "partial_conv": {"cross_correlation": CROSS_CORR, "batchnorm_dropout": BN_FORWARD + BN_BACKWARD + SPATIAL},
     "partial_dropout": {"batchnorm_dropout": DROPOUT_FORWARD + ["dropout_backward_gradient_check"],
                         "warmup": ["lr_curve_labels_correct"]},
     "broken": {"cross_correlation": "all", "warmup": "all", "batchnorm_dropout": DROPOUT_FORWARD + DROPOUT_BACKWARD},
     "endless": {"batchnorm_dropout": DROPOUT_BACKWARD},
+    # hostile's attacks on the checks (always-true comparisons, lying str subclasses, silenced tracebacks) gain
+    # nothing: judges decide outside its kernel, so it scores what its wrong answers are worth
     "hostile": {"cross_correlation": ["cross_corr_2d_example", "cross_corr_2d_shape_and_dtype", "cross_corr_2d_matches_conv2d",
-                                      "cross_corr_2d_keeps_dtype", "multi_in_out_example", "multi_in_out_matches_conv2d"]},
+                                      "cross_corr_2d_keeps_dtype", "multi_in_out_example", "multi_in_out_matches_conv2d"],
+                "batchnorm_dropout": DROPOUT_FORWARD + ["dropout_backward_gradient_check"],
+                "warmup": ["lr_curve_labels_correct", "activation_name_correct"]},
 }
 EXPECTED_FLAGS = {
     "perfect": set(), "blank": set(), "partial_conv": set(), "partial_dropout": set(),
@@ -106,7 +113,25 @@ def test_demo_flags_and_summary(demo):
     assert {s: set(r.flags) for s, r in records.items()} == EXPECTED_FLAGS
     for student in EXPECTED_ZERO:
         assert re.search(rf"^{student}\s", log, re.M), f"no summary row for {student}"
-    assert "perfect " in log and "45/65" in log  # 25 + 15 + 5 autograded warm-up points; 20 wait for manual grading
+    # 25 + 15 + 5 autograded warm-up points; the 20 points of written answers are pending, not 0
+    assert re.search(r"^perfect\s.*5/25 \(\+20 pending\).*\s45/65\s+20 pts", log, re.M), log
+    assert re.search(r"^blank\s.*\s0/65\s+-", log, re.M)  # nothing for a TA: blank answers score 0
+    assert "? = awaiting manual grading" in log
+
+
+def test_blank_answers_need_no_ta_and_written_ones_are_pending(demo):
+    _, course, _ = demo
+    rows = score_rows(course, "hw1")
+    pending = {s: sum(r["pending"] for r in rows if r["student"] == s) for s in EXPECTED_ZERO}
+    assert pending["blank"] == 0 and pending["broken"] == 0  # before the answer-cell pattern: 9 items each
+    assert pending["perfect"] == pending["partial_conv"] == 9  # one per written question of hw1's warm-up
+    feedback = html.unescape(re.sub(r"<[^>]+>", " ", (course.path("feedback", "perfect", "hw1") / "warmup.html").read_text()))
+    assert "not graded yet" in feedback and "20 point(s) in 9 answer(s) not graded yet" in " ".join(feedback.split())
+    rows = {r["student_id"]: r for r in csv.DictReader((course.reports_dir / "grades.csv").open())}
+    assert rows["perfect"]["hw1"] == "PENDING (45 so far)" and rows["perfect"]["needs_manual_grading"] == "9"
+    assert float(rows["blank"]["hw1"]) == 0 and rows["blank"]["needs_manual_grading"] == "0"
+    report = (course.reports_dir / "hw1" / "index.html").read_text()
+    assert "Grading queue" in report and report.count("/formgrader/submissions/") >= 9 * 5
 
 
 def test_demo_feedback_report_and_grades_hold_no_secrets(demo):
@@ -116,6 +141,18 @@ def test_demo_feedback_report_and_grades_hold_no_secrets(demo):
         found = secret_lines(nbformat.read(path, as_version=4))
         secrets |= found["hidden test"] | found["mark scheme"]
     assert len(secrets) > 50
+    # the hidden tests now live in the judges: their code (not the messages they show students) stays secret too
+    judge_lines = set()
+    for path in (course.path("source", assignment="hw1") / "judges").glob("*.py"):
+        for line in path.read_text().splitlines():
+            line = line.strip()
+            if len(line) >= 30 and not line.startswith(("#", '"', "f\"", "'", "import ", "from ")):
+                judge_lines.add(line)
+    public = {line.strip() for path in course.path("source", assignment="hw1").glob("*.ipynb")
+              for cell in nbformat.read(path, as_version=4).cells for line in cell.source.splitlines()}
+    judge_lines -= public  # a visible test's checks are in its judge and in the notebook: no secret
+    assert len(judge_lines) > 50
+    secrets |= judge_lines
     files = sorted(course.path("feedback").glob("*/hw1/*.html"))
     assert len(files) == 21  # 7 students x 3 notebooks; broken's corrupt and missing ones get a notice page
     notice = (course.path("feedback", "broken", "hw1") / "warmup.html").read_text()

@@ -5,6 +5,8 @@ from nbformat.v4 import new_code_cell, new_notebook
 from eep590_utils.grading.execute import Limits, NotebookRunner
 from eep590_utils.grading.sandbox import bwrap_path
 
+pytestmark = pytest.mark.slow  # grades notebooks: kernels, nbgrader, seconds each
+
 GiB = 2**30
 
 
@@ -86,3 +88,108 @@ def test_restart_budget_is_bounded(tmp_path):
     assert _errors(cells[0]) == ["CellTimeoutError"] and _errors(cells[1]) == ["CellTimeoutError"]
     assert _errors(cells[2]) == ["NotRun"] and _errors(cells[3]) == ["NotRun"]
     assert result.restarts == 1
+
+
+needs_sandbox = pytest.mark.skipif(bwrap_path() is None, reason="bubblewrap is not installed (apt-get install bubblewrap)")
+
+
+def _problems(result):
+    return [kind for kind, _ in result.problems]
+
+
+def test_replay_after_a_crash_keeps_the_notebook_deadline(tmp_path):
+    # 4 s of set-up replayed after the crash would end past the 6 s wall time: the replay stops there
+    result = _run(tmp_path, ["import time, os\ntime.sleep(4)", "os.kill(os.getpid(), 9)", "print('late')"],
+                  cell_timeout=30, notebook_timeout=6)
+    assert _errors(result.notebook.cells[2]) == ["NotRun"]
+    assert "wall-time" in result.problems[-1][1] or "wall-time limit" in result.problems[-1][1]
+
+
+@needs_sandbox
+def test_sandbox_tmp_is_bounded(tmp_path):
+    result = _run(tmp_path, ["data = b'x' * 2**20\ntry:\n    with open('/tmp/fill', 'wb') as f:\n        for _ in range(400):\n"
+                             "            f.write(data)\n    print('wrote it all')\nexcept OSError as e:\n    print('full', e.errno)"],
+                  cell_timeout=60, notebook_timeout=120, tmp_bytes=64 * 2**20)
+    assert "full 28" in _text(result.notebook.cells[0])  # ENOSPC at 64 MiB, not 400 MiB of the grader's memory
+
+
+@needs_sandbox
+def test_memory_held_in_tmp_counts_against_the_memory_limit(tmp_path):
+    fill = "data = b'x' * 2**20\nwith open('/tmp/fill', 'wb') as f:\n    for _ in range(300):\n        f.write(data)\nimport time; time.sleep(3)"
+    result = _run(tmp_path, [fill, "print('after')"], cell_timeout=60, notebook_timeout=120,
+                  memory_bytes=256 * 2**20, tmp_bytes=512 * 2**20)
+    assert _errors(result.notebook.cells[0]) == ["MemoryLimitError"]
+    assert "after" in _text(result.notebook.cells[1])
+
+
+def test_disk_written_in_the_working_copy_is_bounded(tmp_path):
+    fill = ("data = b'x' * 2**20\ntry:\n    with open('big.bin', 'wb') as f:\n        for _ in range(300):\n"
+            "            f.write(data)\nexcept OSError as e:\n    print('refused', e.errno)\nimport time; time.sleep(3)")
+    result = _run(tmp_path, [fill, "print('after')"], cell_timeout=60, notebook_timeout=120, disk_bytes=100 * 2**20)
+    assert _errors(result.notebook.cells[0]) == ["DiskLimitError"] or "refused 27" in _text(result.notebook.cells[0])
+    assert "after" in _text(result.notebook.cells[1])
+    assert (tmp_path / "big.bin").stat().st_size <= 100 * 2**20
+
+
+def test_processes_are_bounded(tmp_path):
+    spawn = "import subprocess\nprocs = [subprocess.Popen(['sleep', '30']) for _ in range(40)]\nimport time; time.sleep(5)"
+    result = _run(tmp_path, [spawn, "print('after')"], cell_timeout=60, notebook_timeout=120, max_processes=16)
+    assert _errors(result.notebook.cells[0]) == ["ProcessLimitError"]
+    assert "after" in _text(result.notebook.cells[1])
+
+
+def test_kernels_are_shut_down_when_the_notebook_ends(tmp_path):
+    import psutil
+
+    from eep590_utils.grading import execute
+
+    _run(tmp_path, ["import os\nos.kill(os.getpid(), 9)", "x = 1", "while True: pass"], cell_timeout=3, notebook_timeout=60)
+    assert execute.live_kernels() == 0
+    mine = psutil.Process().children(recursive=True)
+    assert not [p for p in mine if "ipykernel" in " ".join(p.cmdline())]
+
+
+def test_a_slow_kernel_start_is_not_taken_from_the_first_cell(tmp_path, monkeypatch):
+    import asyncio
+
+    from nbclient import NotebookClient
+
+    original = NotebookClient.async_start_new_kernel_client
+
+    async def slow(self):
+        await asyncio.sleep(4)
+        return await original(self)
+
+    monkeypatch.setattr(NotebookClient, "async_start_new_kernel_client", slow)
+    result = _run(tmp_path, ["print('first')"], cell_timeout=3, notebook_timeout=60)
+    assert "first" in _text(result.notebook.cells[0]) and not result.problems
+    assert result.kernel_start_s >= 4
+
+
+def test_a_kernel_that_fails_to_start_is_retried(tmp_path, monkeypatch):
+    from nbclient import NotebookClient
+
+    original, calls = NotebookClient.async_start_new_kernel_client, []
+
+    async def flaky(self):
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("Kernel didn't respond in 120 seconds")
+        return await original(self)
+
+    monkeypatch.setattr(NotebookClient, "async_start_new_kernel_client", flaky)
+    result = _run(tmp_path, ["print('ran')"], cell_timeout=10, notebook_timeout=60)
+    assert "ran" in _text(result.notebook.cells[0]) and len(calls) == 2
+
+
+def test_a_kernel_that_never_starts_is_the_graders_fault(tmp_path, monkeypatch):
+    from nbclient import NotebookClient
+
+    from eep590_utils.grading.execute import GraderFault
+
+    async def never(self):
+        raise RuntimeError("Kernel didn't respond in 120 seconds")
+
+    monkeypatch.setattr(NotebookClient, "async_start_new_kernel_client", never)
+    with pytest.raises(GraderFault, match="did not start in 3 attempts"):
+        _run(tmp_path, ["print('ran')"], cell_timeout=10, notebook_timeout=60)

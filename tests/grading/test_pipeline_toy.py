@@ -23,6 +23,8 @@ from eep590_utils.grading.release import release
 from eep590_utils.grading.report import write_report
 from eep590_utils.grading.sandbox import bwrap_path
 
+pytestmark = pytest.mark.slow  # grades notebooks: kernels, nbgrader, seconds each
+
 sys.path.insert(0, str(Path(__file__).parent))
 from toy_course import HIDDEN_CHECK, make_toy_course, solved, submit  # noqa: E402
 
@@ -155,7 +157,7 @@ def test_hostile_code_could_not_touch_other_submissions(graded):
 def test_no_grade_is_lost_or_duplicated(graded):
     course, _, _ = graded
     rows = _grade_rows(course)
-    assert len(rows) == len(set(rows)) == len(EXPECTED) * 4  # 3 tests + 1 written answer per student
+    assert len(rows) == len(set(rows)) == len(EXPECTED) * 5  # 3 tests + 1 written answer + its 0-point question per student
 
 
 def test_regrading_is_idempotent_and_one_worker_agrees_with_two(graded):
@@ -211,7 +213,7 @@ def test_grades_export_for_the_lms(graded, tmp_path):
         if student == "grace" and not SANDBOXED:
             continue
         assert float(by_student[student]["toy"]) == sum(scores)
-        assert by_student[student]["needs_manual_grading"] == ("0" if student == "dave" else "1")
+        assert by_student[student]["needs_manual_grading"] == "0"  # nobody wrote an answer: blank answers score 0
 
 
 def test_missing_bubblewrap_is_said_loudly(tmp_path, monkeypatch):
@@ -220,10 +222,12 @@ def test_missing_bubblewrap_is_said_loudly(tmp_path, monkeypatch):
     release(course, "toy")
     submit(root, "zoe", solved(nbformat.read(root / "release" / "toy" / "toy.ipynb", as_version=4)))
     monkeypatch.setattr(autograde_module, "bwrap_path", lambda: None)
+    with pytest.raises(CourseError, match="--no-sandbox"):  # real submissions are never graded unsandboxed
+        autograde(course, "toy", workers=1, limits=LIMITS)
     log = []
-    records = autograde(course, "toy", workers=1, limits=LIMITS, echo=log.append)
-    assert any("UNSANDBOXED" in line for line in log)
-    assert "unsandboxed" in records["zoe"].flags
+    records = autograde(course, "toy", workers=1, limits=LIMITS, echo=log.append, sandbox=False)
+    assert sum("UNSANDBOXED" in line for line in log) == 2  # said before and after the run, never per student
+    assert not records["zoe"].sandboxed and "unsandboxed" not in records["zoe"].flags
     assert _scores(course, "zoe") == (1, 2, 1)
 
 
@@ -274,6 +278,7 @@ def postgres():
         shutil.rmtree(base, ignore_errors=True)
 
 
+@pytest.mark.postgres
 def test_postgresql_gradebook(postgres, tmp_path):
     root = make_toy_course(tmp_path / "course")
     course = Course(root, db_url=postgres)
@@ -294,8 +299,8 @@ def test_a_notebook_nbgrader_cannot_process_costs_only_itself(tmp_path):
     release(course, "toy")
     release_nb = nbformat.read(root / "release" / "toy" / "toy.ipynb", as_version=4)
     bad = solved(release_nb)
-    bad.cells[2].metadata["nbgrader"] = {"grade": True, "solution": True, "points": "lots", "grade_id": "add",
-                                         "schema_version": 3}  # metadata the student broke
+    bad.cells[2].metadata["nbgrader"] = {"grade": True, "solution": True, "grade_id": "add",
+                                         "schema_version": 3}  # metadata the student broke: a graded cell without points
     submit(root, "oscar", solved(release_nb))
     submit(root, "oscar", bad, name="toy2.ipynb")
     records = autograde(course, "toy", workers=2, limits=LIMITS, echo=lambda *_: None)

@@ -56,6 +56,7 @@ def test_there_are_assignments():
 
 
 @pytest.mark.parametrize("hw", ASSIGNMENTS)
+@pytest.mark.slow
 def test_committed_release_is_what_nbgrader_generates_from_source(regenerated, hw):
     course, checked = regenerated
     fresh = course.path("release", assignment=hw)
@@ -126,15 +127,20 @@ def test_release_of_an_unknown_assignment_is_an_error(regenerated):
 # (c) find_leaks catches planted leaks and leaves instructions alone
 
 
+PLANTED_HIDDEN = ("# Hidden tests: a cell of the old kind (hidden tests now live in judges/)\n### BEGIN HIDDEN TESTS\n"
+                  "assert abs(planted_reference_value - 0.125) < 1e-9, 'wrong'\n### END HIDDEN TESTS")
+
+
 @pytest.fixture(scope="module")
 def hw_pair():
-    """A real source notebook with solution and hidden-test lines, and its committed release."""
+    """A real source notebook with solution lines (plus a planted hidden-test cell: the kit's hidden tests
+    now live in judges/), and its committed release."""
     for path in SOURCE_NOTEBOOKS:
         source_nb = read(path)
-        secrets = secret_lines(source_nb)
-        if secrets["solution"] and secrets["hidden test"]:
-            return source_nb, read(RELEASE / path.parent.name / path.name), secrets
-    pytest.fail("no source notebook has both solution and hidden-test lines long enough to be secret")
+        if secret_lines(source_nb)["solution"]:
+            source_nb.cells.append(new_code_cell(PLANTED_HIDDEN))
+            return source_nb, read(RELEASE / path.parent.name / path.name), secret_lines(source_nb)
+    pytest.fail("no source notebook has solution lines long enough to be secret")
 
 
 def test_secret_lines_of_the_toy_notebook():
@@ -252,6 +258,8 @@ def test_find_leaks_on_the_toy_release_of_its_own_source():
     assert any("BEGIN SOLUTION" in leak for leak in find_leaks(release_nb, source_nb))
     release_nb.cells[4].source = ""
     release_nb.cells[7].source = "Why is addition commutative? (2 points)"
+    assert any("model answer line" in leak for leak in find_leaks(release_nb, source_nb))  # the answer cell
+    release_nb.cells[8].source = "YOUR ANSWER HERE"
     for index in (2, 5):
         release_nb.cells[index].source = release_nb.cells[index].source.split("### BEGIN")[0] + "raise NotImplementedError()"
     assert find_leaks(release_nb, source_nb) == []
@@ -303,3 +311,18 @@ def test_no_secret_line_reaches_the_release(path):
         for kind, secret in secrets.items():
             leaked += [f"cell {index}: {kind}: {line[:80]}" for line in sorted(secret & lines)]
     assert leaked == []
+
+
+def test_a_judges_file_in_the_release_is_a_leak(tmp_path):
+    from eep590_utils.grading.course import Course
+    from eep590_utils.grading.release import check_release, judge_leaks, release
+    from toy_course import make_toy_course
+
+    root = make_toy_course(tmp_path / "course")
+    course = Course(root)
+    release(course, "toy")  # the real release: nbgrader leaves judges/ out
+    assert not (root / "release" / "toy" / "judges").exists()
+    assert judge_leaks(course, "toy") == []
+    (root / "release" / "toy" / "helpers.py").write_text((root / "source" / "toy" / "judges" / "toy.py").read_text())
+    with pytest.raises(LeakError, match="copy of a judges file"):
+        check_release(course, "toy")

@@ -9,7 +9,7 @@ from nbformat.v4 import new_code_cell, new_notebook
 
 from eep590_utils.grading.autograde import kernel_data_env, sandbox_readonly_paths
 from eep590_utils.grading.execute import Limits, NotebookRunner
-from eep590_utils.grading.sandbox import bwrap_path
+from eep590_utils.grading.sandbox import Sandbox, bwrap_path
 
 pytestmark = pytest.mark.skipif(bwrap_path() is None, reason="bubblewrap is not installed (apt-get install bubblewrap)")
 
@@ -107,3 +107,13 @@ def test_own_submission_and_data_are_usable(probed):
 def test_no_network(probed):
     results, _ = probed
     assert results["network"] != "OK"
+
+
+def test_gpu_devices_are_exposed_only_to_a_notebook_that_needs_a_gpu(tmp_path, monkeypatch):
+    from eep590_utils.grading import sandbox
+
+    monkeypatch.setattr(sandbox, "gpu_devices", lambda: ["/dev/nvidia0", "/dev/nvidiactl"])
+    plain = Sandbox(tmp_path, bwrap="/usr/bin/bwrap").wrap(["python"])
+    gpu = Sandbox(tmp_path, bwrap="/usr/bin/bwrap", gpu=True).wrap(["python"])
+    assert "--dev-bind" not in plain
+    assert ["--dev-bind", "/dev/nvidia0", "/dev/nvidia0"] == gpu[gpu.index("--dev-bind"):gpu.index("--dev-bind") + 3]

@@ -1,0 +1,82 @@
+"""One notebook to grade, as a self-contained job: what phase 2 of autograde runs, on this machine's
+worker threads or on a cluster's workers (:mod:`.cluster`).
+
+A :class:`NotebookJob` carries everything the run needs as data — the sanitized notebook, the
+student's other files, the judges' source, the limits and the seed — and nothing of the course
+directory, so a worker needs only the course package and the data. :func:`run_job` runs it the same
+way everywhere: a private working copy, the kernel in bubblewrap under the limits, the test cells judged
+outside the kernel.
+"""
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nbformat
+
+from .execute import Limits, NotebookRunner
+from .judge import judges_path, load_judges_source
+from .stage import copy_tree_safely
+
+GPU_METADATA = "eep590"  # notebook metadata {"eep590": {"gpu": true}}: grade it where a GPU is
+
+
+@dataclass
+class NotebookJob:
+    student: str
+    notebook: str
+    notebook_json: str  # the sanitized notebook (nbformat JSON)
+    files: dict = field(default_factory=dict)  # relative path -> bytes: the student's other files
+    judges_source: str = ""  # text of source/<hw>/judges/<notebook>.py
+    limits: Limits = field(default_factory=Limits)
+    sandboxed: bool = True
+    seed: int = 0
+    threads: int = 1
+    needs_gpu: bool = False
+
+    @property
+    def key(self):
+        return (self.student, self.notebook)
+
+
+def needs_gpu(nb):
+    """Whether the instructor marked the notebook as needing a GPU to grade (``metadata.eep590.gpu``)."""
+    meta = nb.get("metadata", {}).get(GPU_METADATA, {})
+    return bool(isinstance(meta, dict) and meta.get("gpu"))
+
+
+def make_job(course, assignment, student, notebook, limits, sandboxed, seed, threads=1):
+    """The job for ``autograded/<student>/<assignment>/<notebook>.ipynb`` (staged and sanitized)."""
+    path = course.path("autograded", student, assignment) / f"{notebook}.ipynb"
+    text = path.read_text()
+    files = {}
+    for file in sorted(path.parent.rglob("*")):
+        if file.is_file() and not file.is_symlink() and file.suffix != ".ipynb":
+            files[str(file.relative_to(path.parent))] = file.read_bytes()
+    judges = judges_path(course, assignment, notebook)
+    return NotebookJob(student=student, notebook=notebook, notebook_json=text, files=files,
+                       judges_source=judges.read_text() if judges.is_file() else "", limits=limits,
+                       sandboxed=sandboxed, seed=seed, threads=threads,
+                       needs_gpu=needs_gpu(nbformat.reads(text, as_version=4)))
+
+
+def run_job(job):
+    """Run one job here; return its ExecutionResult (raises GraderFault when no kernel starts)."""
+    from .autograde import kernel_data_env, sandbox_readonly_paths
+
+    nb = nbformat.reads(job.notebook_json, as_version=4)
+    judges = load_judges_source(job.judges_source, f"judges/{job.notebook}.py")
+    with tempfile.TemporaryDirectory(prefix=f"eep590-work-{os.getpid()}-") as tmp:
+        incoming = Path(tmp) / "incoming"
+        for rel, data in job.files.items():
+            target = incoming / rel
+            if ".." in Path(rel).parts or Path(rel).is_absolute():
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+        workdir = Path(tmp) / "submission"
+        copy_tree_safely(incoming, workdir) if incoming.exists() else workdir.mkdir()
+        runner = NotebookRunner(nb, workdir, limits=job.limits, sandbox_readonly=sandbox_readonly_paths(),
+                                use_sandbox=job.sandboxed, env=kernel_data_env(), threads=job.threads,
+                                judges=judges, seed=job.seed, gpu=job.needs_gpu)
+        return runner.run()

@@ -1,0 +1,72 @@
+"""The kernel side of a probe: runs one request of a judge inside the student's kernel, answers as data.
+
+A judge (grader side, :mod:`.judge`) asks the kernel to call a student's function on inputs it chose,
+read a variable, keep an object, or evaluate an expression; each request is one execution of
+``serve(<json>)`` in the kernel. The answer goes back as a ``display_data`` output of MIME type
+:data:`.wire.MIME`: plain data only, or a handle to an object that stays in the kernel. Nothing in here
+decides anything: a student who patches this module can only change what their own code answers.
+"""
+import json
+
+from .wire import MIME, WireError, decode, dumps
+
+_OBJECTS = []  # objects the judge holds handles to (results it could not receive as data)
+
+
+def _namespace():
+    import __main__
+
+    return vars(__main__)
+
+
+def _resolve(index, _type):
+    if not 0 <= index < len(_OBJECTS):
+        raise WireError(f"no object {index} in the kernel")
+    return _OBJECTS[index]
+
+
+def _target(spec):
+    if isinstance(spec, dict) and "__remote__" in spec:
+        return _resolve(spec["__remote__"], None)
+    names = str(spec).split(".")
+    namespace = _namespace()
+    if names[0] not in namespace:
+        raise NameError(f"name '{names[0]}' is not defined (run the cell that defines it)")
+    value = namespace[names[0]]
+    for name in names[1:]:
+        value = getattr(value, name)
+    return value
+
+
+def _answer(payload):
+    from IPython.display import display
+
+    display({MIME: payload}, raw=True)
+
+
+def serve(request):
+    """Run one judge request (JSON text) and display its answer; never raises."""
+    try:
+        req = json.loads(request)
+        op = req["op"]
+        if op == "call":
+            args = decode(req.get("args", []), _resolve)
+            kwargs = decode(req.get("kwargs", {"__dict__": {}}), _resolve)
+            value = _target(req["target"])(*args, **kwargs)
+        elif op == "get":
+            value = _target(req["target"])
+        elif op == "put":
+            value = decode(req["value"], _resolve)
+            _OBJECTS.append(value)
+            value = _OBJECTS[-1]
+            _answer(json.dumps({"ok": {"__remote__": len(_OBJECTS) - 1, "type": type(value).__name__}}))
+            return
+        elif op == "eval":
+            value = eval(req["code"], _namespace())  # the judge's code (instructor's), never a student's
+        else:
+            raise ValueError(f"unknown request {op!r}")
+        _answer('{"ok": ' + dumps(value, _OBJECTS) + "}")  # what is not plain data stays here, as a handle
+    except BaseException as error:  # the student's error is an answer too (KeyboardInterrupt included)
+        if isinstance(error, SystemExit):
+            error = RuntimeError(f"the code called exit({error.code})")
+        _answer(json.dumps({"error": {"ename": type(error).__name__, "evalue": str(error)[:2000]}}))

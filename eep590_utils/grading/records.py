@@ -1,0 +1,100 @@
+"""What happened to each submission in the last ``eep590 autograde``: one JSON record per student in
+``reports/<hw>/records/``, read by feedback, the class report and export.
+
+A notebook's status says whether its gradebook scores are final:
+
+- ``graded``: it ran and was scored;
+- ``missing``, ``corrupt``, ``failed``: the student's notebook could not be graded (not submitted, not a
+  notebook, nbgrader could not process it): it scores 0, with the reason in words;
+- ``ungraded``: not graded yet, or the *grader* failed (a kernel that never started, a run stopped
+  before this notebook was scored): its gradebook scores are not a grade, and export says so.
+"""
+import json
+from dataclasses import asdict, dataclass, field
+
+GRADED, MISSING, CORRUPT, FAILED, UNGRADED = "graded", "missing", "corrupt", "failed", "ungraded"
+STUDENT_FAULTS = (MISSING, CORRUPT, FAILED)  # scored 0, with the reason
+UNSAFE_FILE = "unsafe-file"  # a symlink, FIFO or device in the submission: skipped, never opened
+
+
+@dataclass
+class NotebookRecord:
+    """What happened to one notebook of one submission."""
+
+    notebook: str
+    status: str = UNGRADED  # graded | missing | corrupt | failed | ungraded
+    reason: str = ""  # why it was not graded, in words
+    problems: list = field(default_factory=list)  # [kind, message]: timeout, memory, crash, disk, processes, wall-time, not-run
+    tampered: list = field(default_factory=list)  # [kind, grade_id]: edited-locked-cell, deleted-cell
+    suspicious: list = field(default_factory=list)  # scan.scan_notebook entries
+    repaired: list = field(default_factory=list)  # what was wrong with the notebook's nbgrader metadata, in words
+    kernel_start_s: float = 0.0
+    seconds: dict = field(default_factory=dict)  # role (given, student, test) -> seconds of execution
+    restarts: int = 0
+
+
+@dataclass
+class StudentRecord:
+    student: str
+    assignment: str
+    sandboxed: bool
+    notebooks: dict = field(default_factory=dict)  # name -> NotebookRecord
+    skipped_files: list = field(default_factory=list)  # [relative path, what it was]: links and special files
+    seed: int = 0  # the run's seed: the judges' inputs (regrading with it reproduces them)
+
+    @property
+    def flags(self):
+        """Sorted kinds of everything worth a TA's look in this submission (whether the class was
+        sandboxed is said once per class, not per student)."""
+        kinds = set()
+        for rec in self.notebooks.values():
+            if rec.status != GRADED:
+                kinds.add(rec.status)
+            kinds.update(kind for kind, _ in rec.problems)
+            kinds.update(kind for kind, _ in rec.tampered)
+            if rec.suspicious:
+                kinds.add("suspicious-code")
+            if rec.repaired:
+                kinds.add("repaired-metadata")
+        if self.skipped_files:
+            kinds.add(UNSAFE_FILE)
+        return sorted(kinds)
+
+    @property
+    def final(self):
+        """True when every notebook's gradebook scores are a grade (nothing left ungraded)."""
+        return all(rec.status != UNGRADED for rec in self.notebooks.values())
+
+    def to_json(self):
+        data = asdict(self)
+        data["flags"] = self.flags
+        return data
+
+    @classmethod
+    def from_json(cls, data):
+        notebooks = {name: NotebookRecord(**rec) for name, rec in data["notebooks"].items()}
+        return cls(student=data["student"], assignment=data["assignment"], sandboxed=data["sandboxed"],
+                   notebooks=notebooks, skipped_files=data.get("skipped_files", []), seed=data.get("seed", 0))
+
+
+def records_dir(course, assignment):
+    return course.reports_dir / assignment / "records"
+
+
+def write_record(course, record):
+    """Write one student's record atomically (a run killed mid-write leaves the previous one)."""
+    out = records_dir(course, record.assignment)
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / f".{record.student}.json.tmp"
+    tmp.write_text(json.dumps(record.to_json(), indent=1))
+    tmp.replace(out / f"{record.student}.json")
+
+
+def load_records(course, assignment):
+    """``{student: StudentRecord}`` from the last autograde of ``assignment``."""
+    directory = records_dir(course, assignment)
+    records = {}
+    for path in sorted(directory.glob("*.json")) if directory.is_dir() else []:
+        record = StudentRecord.from_json(json.loads(path.read_text()))
+        records[record.student] = record
+    return records

@@ -1,0 +1,405 @@
+"""Judges of hw1/batchnorm_dropout.ipynb: batch normalization, inverted dropout and spatial batch
+normalization (NumPy), forward and backward.
+
+References are computed here: ``torch.nn.functional.batch_norm`` (biased variance for normalizing) and its
+autograd, the definition of inverted dropout, and numerical gradients of the student's own forward passes
+(each evaluation one call into the kernel, so the arrays are small). Inputs are drawn from ``gen``.
+Tolerances accept every correct implementation and reject the usual mistakes: the unbiased variance
+(normalizing or in the running average), statistics over the wrong axis, spatial batchnorm without moving
+the channels last, dropout without the 1 / (1 - p) scale or with p read as the keep probability.
+"""
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from eep590_utils.checks import check_close, check_shape, check_true
+from eep590_utils.grading.judge import Fail, Remote, judge
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+def _normal(gen, *shape):
+    return torch.randn(*shape, generator=gen, dtype=torch.float64).numpy()
+
+
+def _uniform(gen, low, high, *shape):
+    return (low + (high - low) * torch.rand(*shape, generator=gen, dtype=torch.float64)).numpy()
+
+
+def _seed(gen):
+    return int(torch.randint(0, 2**31 - 1, (1,), generator=gen))
+
+
+def _kind(value):
+    return value.type_name if isinstance(value, Remote) else type(value).__name__
+
+
+def _array(value, name, shape=None):
+    """``value`` as a NumPy array (of ``shape`` when given), or a failure saying what came back."""
+    if value is None:
+        raise Fail(f"{name} is None: did you forget to return (or assign) the result?")
+    if not isinstance(value, np.ndarray):
+        raise Fail(f"{name} should be a numpy array, but it is a {_kind(value)}")
+    if shape is not None:
+        check_shape(value, shape, name)
+    return value
+
+
+def _tuple(result, length, call, names):
+    """The student's result as a tuple of ``length`` items, or a failure saying what came back."""
+    if result is None:
+        raise Fail(f"{call} returned None: did you forget to return {names}?")
+    if not isinstance(result, (tuple, list)) or len(result) != length:
+        raise Fail(f"{call} should return a tuple {names}, but it returned a {_kind(result)}"
+                   + (f" of {len(result)} items" if isinstance(result, (tuple, list)) else ""))
+    return tuple(result)
+
+
+def _forward(student, fn, x, gamma, beta, bn_param):
+    """Run the student's ``fn`` (batchnorm_forward or spatial_batchnorm_forward) with ``bn_param`` kept in
+    the kernel; ``(out, cache, bn_param as updated by the student)``."""
+    handle = student.put(dict(bn_param))
+    out, cache = _tuple(student.call(fn, x, gamma, beta, handle), 2, f"{fn}(x, gamma, beta, bn_param)", "(out, cache)")
+    updated = student.value(handle)
+    return out, cache, updated
+
+
+def _running(bn_param, key, shape, when):
+    value = bn_param.get(key) if isinstance(bn_param, dict) else None
+    if value is None:
+        raise Fail(f'bn_param["{key}"] is missing {when}: store the running averages back in bn_param')
+    if isinstance(value, torch.Tensor):
+        value = value.detach().double().numpy()
+    return _array(value, f'bn_param["{key}"] {when}', shape)
+
+
+def _torch_batchnorm(x, running_mean, running_var, gamma, beta, training, eps, momentum=0.9):
+    """Reference out and running averages (PyTorch's momentum is our 1 - momentum); PyTorch keeps the
+    unbiased variance in its running average, this notebook (like cs231n) the biased one."""
+    rm, rv = torch.from_numpy(running_mean.copy()), torch.from_numpy(running_var.copy())
+    out = F.batch_norm(torch.from_numpy(x), rm, rv, torch.from_numpy(gamma), torch.from_numpy(beta),
+                       training=training, eps=eps).numpy()
+    axes = (0,) if x.ndim == 2 else (0, 2, 3)
+    if training:
+        new_m = momentum * running_mean + (1 - momentum) * x.mean(axis=axes)
+        new_v = momentum * running_var + (1 - momentum) * x.var(axis=axes)
+    else:
+        new_m, new_v = running_mean, running_var
+    return out, new_m, new_v
+
+
+def _check_gradient(analytic, numeric, name, max_error):
+    """Relative error per entry, |a - n| / (|a| + |n|), except that entries far smaller than the largest one
+    are measured against a thousandth of it (centred differences leave ~1e-10 of noise; an entry that is
+    ~1e-4 by chance must not fail a correct gradient)."""
+    analytic = _array(analytic, name, np.shape(numeric))
+    floor = 1e-3 * np.max(np.abs(numeric), initial=0.0) + 1e-8
+    error = np.max(np.abs(analytic - numeric) / np.maximum(floor, np.abs(analytic) + np.abs(numeric)), initial=0.0)
+    if not error <= max_error:  # also catches NaN
+        check_close(analytic, numeric, name, rtol=max_error, atol=1e-12)
+        raise Fail(f"{name}: relative error {error:.2e} is above {max_error:.0e}")
+
+
+def _numerical_gradient(f, x, dout, name, h=1e-5):
+    """Centred differences of sum(f(x) * dout), one student call per evaluation."""
+    x = np.array(x, dtype=np.float64)
+    grad = np.zeros_like(x)
+    for ix in np.ndindex(x.shape):
+        old = x[ix]
+        x[ix] = old + h
+        pos = _array(f(x.copy()), name, dout.shape)
+        x[ix] = old - h
+        neg = _array(f(x.copy()), name, dout.shape)
+        x[ix] = old
+        grad[ix] = np.sum((pos - neg) * dout) / (2 * h)
+    return grad
+
+
+def _backward_against_numerical(student, forward, backward, x, gamma, beta, dout):
+    call = f"{forward}(x, gamma, beta, bn_param)"
+
+    def out_of(xx, gg, bb):
+        return _tuple(student.call(forward, xx, gg, bb, {"mode": "train"}), 2, call, "(out, cache)")[0]
+
+    _, cache = _tuple(student.call(forward, x, gamma, beta, {"mode": "train"}), 2, call, "(out, cache)")
+    grads = _tuple(student.call(backward, dout, cache), 3, f"{backward}(dout, cache)", "(dx, dgamma, dbeta)")
+    for name, got, like in zip(("dx", "dgamma", "dbeta"), grads, (x, gamma, beta)):
+        _array(got, name, like.shape)  # before the numerical gradients, which take many calls
+    dx_num = _numerical_gradient(lambda xx: out_of(xx, gamma, beta), x, dout, f"{call}[0]")
+    dgamma_num = _numerical_gradient(lambda gg: out_of(x, gg, beta), gamma, dout, f"{call}[0]")
+    dbeta_num = _numerical_gradient(lambda bb: out_of(x, gamma, bb), beta, dout, f"{call}[0]")
+    for name, got, want in zip(("dx", "dgamma", "dbeta"), grads, (dx_num, dgamma_num, dbeta_num)):
+        _check_gradient(got, want, name, 1e-6)
+
+
+def _backward_against_autograd(student, forward, backward, x, gamma, beta, dout, what):
+    call = f"{forward}(x, gamma, beta, bn_param)"
+    _, cache = _tuple(student.call(forward, x, gamma, beta, {"mode": "train"}), 2, call, "(out, cache)")
+    grads = _tuple(student.call(backward, dout, cache), 3, f"{backward}(dout, cache)", "(dx, dgamma, dbeta)")
+    xt, gt, bt = (torch.tensor(v, requires_grad=True) for v in (x, gamma, beta))
+    F.batch_norm(xt, None, None, gt, bt, training=True, eps=1e-5).backward(torch.from_numpy(dout))
+    for name, got, want in zip(("dx", "dgamma", "dbeta"), grads, (xt.grad, gt.grad, bt.grad)):
+        want = want.numpy()
+        got = _array(got, name, want.shape)
+        check_true(np.allclose(got, want, rtol=1e-4, atol=1e-6),
+                   f"{name} is wrong for {what} (largest error {np.max(np.abs(got - want)):.3g})")
+
+
+def _mlp_activations(gen, N, W1, W2):
+    return np.maximum(0, _normal(gen, N, W1.shape[0]) @ W1) @ W2
+
+
+# ---------------------------------------------------------------------------------------------- batchnorm forward
+@judge("batchnorm_forward_train_stats")
+def batchnorm_forward_train_stats(student, gen):
+    N, D = 200, 3
+    a = _normal(gen, N, D) * _uniform(gen, 1.0, 5.0, D) + 10 * _normal(gen, D)
+    gamma, beta = _uniform(gen, 0.5, 3.0, D), 10 * _normal(gen, D)
+    out, _, bn_param = _forward(student, "batchnorm_forward", a, gamma, beta, {"mode": "train"})
+    out = _array(out, "out", (N, D))
+    check_close(out.mean(axis=0), beta, "per-feature mean of out", rtol=1e-6, atol=1e-6)
+    check_true(not np.allclose(out.std(axis=0), gamma * np.sqrt((N - 1) / N), rtol=1e-5),
+               "the per-feature stds are gamma * sqrt((N - 1) / N): normalize with the biased variance (divide by N)")
+    check_close(out.std(axis=0), gamma, "per-feature std of out", rtol=1e-4, atol=1e-6)
+    _running(bn_param, "running_mean", (D,), "after a train-mode pass")
+    _running(bn_param, "running_var", (D,), "after a train-mode pass")
+
+
+@judge("batchnorm_forward_test_mode")
+def batchnorm_forward_test_mode(student, gen):
+    N, D1, D2, D3 = 1000, 50, 60, 3
+    W1, W2 = _normal(gen, D1, D2), _normal(gen, D2, D3)
+    gamma, beta = _uniform(gen, 0.5, 2.0, D3), _normal(gen, D3)
+    handle = student.put({"mode": "train"})
+    for _ in range(50):
+        _tuple(student.batchnorm_forward(_mlp_activations(gen, N, W1, W2), gamma, beta, handle), 2,
+               "batchnorm_forward(x, gamma, beta, bn_param)", "(out, cache)")
+    bn_param = student.value(handle)
+    running_mean = _running(bn_param, "running_mean", (D3,), "after 50 train-mode passes")
+    running_var = _running(bn_param, "running_var", (D3,), "after 50 train-mode passes")
+    bn_param["mode"] = "test"
+    handle = student.put(bn_param)
+    a = _mlp_activations(gen, N, W1, W2)
+    out = _tuple(student.batchnorm_forward(a, gamma, beta, handle), 2, "batchnorm_forward(x, gamma, beta, bn_param)",
+                 "(out, cache)")[0]
+    out = _array(out, "test-mode out", (N, D3))
+    check_close(out, gamma * (a - running_mean) / np.sqrt(running_var + 1e-5) + beta, "test-mode out")
+    after = student.value(handle)
+    check_close(_running(after, "running_mean", (D3,), "after a test-mode pass"), running_mean,
+                'bn_param["running_mean"] after a test-mode pass')
+    check_close(_running(after, "running_var", (D3,), "after a test-mode pass"), running_var,
+                'bn_param["running_var"] after a test-mode pass')
+    check_close(out.mean(axis=0), beta, "test-mode per-feature mean of out", atol=0.3)
+    check_close(out.std(axis=0), gamma, "test-mode per-feature std of out", rtol=0.15)
+
+
+@judge("batchnorm_forward_matches_torch")
+def batchnorm_forward_matches_torch(student, gen):
+    for N, D, eps in [(16, 7, 1e-5), (5, 3, 1e-5), (64, 12, 0.05)]:
+        x = _normal(gen, N, D) * _uniform(gen, 0.2, 1.0, D) + 3 * _normal(gen, D)
+        gamma, beta = _normal(gen, D), _normal(gen, D)
+        rm, rv = _normal(gen, D), _uniform(gen, 0.5, 2.0, D)
+        for mode in ("train", "test"):
+            out, _, _ = _forward(student, "batchnorm_forward", x, gamma, beta,
+                                 {"mode": mode, "eps": eps, "running_mean": rm, "running_var": rv})
+            ref, _, _ = _torch_batchnorm(x, rm, rv, gamma, beta, mode == "train", eps)
+            out = _array(out, f"{mode}-mode out", ref.shape)
+            check_true(np.allclose(out, ref, rtol=1e-4, atol=1e-5),
+                       f"{mode} mode, N={N}, D={D}, eps={eps}: out is wrong (largest error {np.max(np.abs(out - ref)):.3g})")
+
+
+@judge("batchnorm_running_averages")
+def batchnorm_running_averages(student, gen):
+    N, D, momentum = 10, 6, 0.7
+    rm, rv = _normal(gen, D), _uniform(gen, 0.5, 2.0, D)
+    handle = student.put({"mode": "train", "momentum": momentum, "running_mean": rm, "running_var": rv})
+    for step in range(3):
+        x = _normal(gen, N, D) * 2.0 + _normal(gen, D)
+        _tuple(student.batchnorm_forward(x, np.ones(D), np.zeros(D), handle), 2,
+               "batchnorm_forward(x, gamma, beta, bn_param)", "(out, cache)")
+        rm = momentum * rm + (1 - momentum) * x.mean(axis=0)
+        rv = momentum * rv + (1 - momentum) * x.var(axis=0)
+        bn_param = student.value(handle)
+        when = f"after {step + 1} train-mode calls"
+        got_m = _running(bn_param, "running_mean", (D,), when)
+        got_v = _running(bn_param, "running_var", (D,), when)
+        check_true(np.allclose(got_m, rm, rtol=1e-6, atol=1e-8), f"{when} the running mean is wrong")
+        check_true(np.allclose(got_v, rv, rtol=1e-6, atol=1e-8), f"{when} the running variance is wrong")
+
+
+# ---------------------------------------------------------------------------------------------- batchnorm backward
+@judge("batchnorm_backward_gradient_check")
+def batchnorm_backward_gradient_check(student, gen):
+    N, D = 4, 5
+    x = 5 * _normal(gen, N, D) + 12
+    gamma, beta, dout = _normal(gen, D), _normal(gen, D), _normal(gen, N, D)
+    _backward_against_numerical(student, "batchnorm_forward", "batchnorm_backward", x, gamma, beta, dout)
+
+
+@judge("batchnorm_backward_matches_autograd")
+def batchnorm_backward_matches_autograd(student, gen):
+    for N, D in [(8, 6), (3, 4), (50, 10)]:
+        x = _normal(gen, N, D) * _uniform(gen, 0.3, 3.0, D) + 2 * _normal(gen, D)
+        gamma, beta, dout = _normal(gen, D), _normal(gen, D), _normal(gen, N, D)
+        _backward_against_autograd(student, "batchnorm_forward", "batchnorm_backward", x, gamma, beta, dout,
+                                   f"N={N}, D={D}")
+
+
+# ---------------------------------------------------------------------------------------------- dropout
+def _dropout(student, x, param, what="dropout_forward(x, dropout_param)"):
+    return _tuple(student.dropout_forward(x, param), 2, what, "(out, cache)")
+
+
+@judge("dropout_forward_statistics")
+def dropout_forward_statistics(student, gen):
+    x = _normal(gen, 400, 400) + 10
+    for p in [0.25, 0.4, 0.7]:
+        seed = _seed(gen)
+        out_train = _array(_dropout(student, x, {"mode": "train", "p": p, "seed": seed})[0],
+                           f"train-mode output for p = {p}", x.shape)
+        out_test = _array(_dropout(student, x, {"mode": "test", "p": p, "seed": seed})[0],
+                          f"test-mode output for p = {p}", x.shape)
+        zero_fraction = np.mean(out_train == 0)
+        check_true(abs(zero_fraction - p) < 0.01,
+                   f"p = {p}: {zero_fraction:.3f} of the train-mode outputs are zero, expected about {p} "
+                   "(p is the probability of dropping)")
+        check_true(not np.isclose(out_train.mean(), (1 - p) * x.mean(), rtol=0.05),
+                   f"p = {p}: the train-mode mean is (1 - p) times the input mean: inverted dropout divides the kept "
+                   "activations by (1 - p)")
+        check_close(out_train.mean(), x.mean(), f"p = {p}: mean of the train-mode output", rtol=0.05)
+        check_close(out_test, x, f"p = {p}: test-mode output")
+
+
+@judge("dropout_forward_matches_definition")
+def dropout_forward_matches_definition(student, gen):
+    x = _normal(gen, 300, 400) + 3.0
+    for p in (0.1, 0.35, 0.8):
+        seed = _seed(gen)
+        out = _array(_dropout(student, x, {"mode": "train", "p": p, "seed": seed})[0],
+                     "in train mode out", x.shape)
+        dropped = out == 0
+        check_true(abs(dropped.mean() - p) < 0.01,
+                   f"with p = {p}, a fraction {dropped.mean():.3f} of the entries was dropped; expected about {p}")
+        check_true(np.allclose(out[~dropped], x[~dropped] / (1 - p), rtol=1e-6, atol=0),
+                   f"with p = {p}, the kept entries should be the input divided by (1 - p)")
+        again = _array(_dropout(student, x, {"mode": "train", "p": p, "seed": seed})[0], "in train mode out", x.shape)
+        check_true(np.array_equal(again, out), "two train-mode calls with the same seed should give the same output")
+        other = _array(_dropout(student, x, {"mode": "train", "p": p, "seed": seed + 1})[0], "in train mode out", x.shape)
+        check_true(not np.array_equal(other == 0, dropped), "different seeds should drop different entries")
+        test = _array(_dropout(student, x, {"mode": "test", "p": p})[0], "in test mode out", x.shape)
+        check_true(np.array_equal(test, x), "in test mode the output should equal the input")
+
+
+@judge("dropout_backward_gradient_check")
+def dropout_backward_gradient_check(student, gen):
+    x = _normal(gen, 5, 6) + 10
+    dout = _normal(gen, *x.shape)
+    param = {"mode": "train", "p": 0.2, "seed": _seed(gen)}
+    _, cache = _dropout(student, x, param)
+    dx = _array(student.dropout_backward(dout, cache), "dx", x.shape)
+    dx_num = _numerical_gradient(lambda xx: _dropout(student, xx, param)[0], x, dout, "dropout_forward(x, dropout_param)[0]")
+    _check_gradient(dx, dx_num, "dx", 1e-8)
+
+
+@judge("dropout_backward_matches_definition")
+def dropout_backward_matches_definition(student, gen):
+    x = _normal(gen, 60, 70) + 3.0
+    dout = _normal(gen, *x.shape)
+    for p in (0.3, 0.6):
+        out, cache = _dropout(student, x, {"mode": "train", "p": p, "seed": _seed(gen)})
+        out = _array(out, "in train mode out", x.shape)
+        dx = _array(student.dropout_backward(dout, cache), "in train mode dx", dout.shape)
+        kept = out != 0
+        check_true(np.all(dx[~kept] == 0), f"with p = {p}, dx should be zero where the forward pass dropped an entry")
+        check_true(np.allclose(dx[kept], dout[kept] / (1 - p), rtol=1e-6, atol=0),
+                   f"with p = {p}, dx should be dout / (1 - p) where the forward pass kept an entry")
+        _, cache_test = _dropout(student, x, {"mode": "test", "p": p})
+        dx_test = _array(student.dropout_backward(dout, cache_test), "in test mode dx", dout.shape)
+        check_true(np.array_equal(dx_test, dout), "in test mode dx should equal dout")
+
+
+# ---------------------------------------------------------------------------------------------- spatial batchnorm
+def _images(gen, N, C, H, W, scale=None, shift=None):
+    scale = _uniform(gen, 0.3, 3.0, C) if scale is None else scale
+    shift = 3 * _normal(gen, C) if shift is None else shift
+    return _normal(gen, N, C, H, W) * scale[:, None, None] + shift[:, None, None]
+
+
+@judge("spatial_batchnorm_forward_train_stats")
+def spatial_batchnorm_forward_train_stats(student, gen):
+    N, C, H, W = 2, 3, 4, 5
+    x = _images(gen, N, C, H, W, _uniform(gen, 1.0, 4.0, C), 10 * _normal(gen, C))
+    gamma, beta = _uniform(gen, 0.5, 5.0, C), 5 * _normal(gen, C)
+    out, _, bn_param = _forward(student, "spatial_batchnorm_forward", x, gamma, beta, {"mode": "train"})
+    out = _array(out, "out", (N, C, H, W))
+    check_close(out.mean(axis=(0, 2, 3)), beta, "per-channel mean of out", rtol=1e-6, atol=1e-6)
+    check_close(out.std(axis=(0, 2, 3)), gamma, "per-channel std of out", rtol=1e-4, atol=1e-6)
+    _running(bn_param, "running_mean", (C,), "after a train-mode pass")
+    _running(bn_param, "running_var", (C,), "after a train-mode pass")
+
+
+@judge("spatial_batchnorm_forward_test_mode")
+def spatial_batchnorm_forward_test_mode(student, gen):
+    N, C, H, W = 30, 4, 5, 6
+    scale, shift = _uniform(gen, 1.0, 4.0, C), 3 * _normal(gen, C)
+    gamma, beta = _uniform(gen, 0.5, 2.0, C), _normal(gen, C)
+    handle = student.put({"mode": "train"})
+    call = "spatial_batchnorm_forward(x, gamma, beta, bn_param)"
+    for _ in range(50):
+        _tuple(student.spatial_batchnorm_forward(_images(gen, N, C, H, W, scale, shift), gamma, beta, handle), 2,
+               call, "(out, cache)")
+    bn_param = student.value(handle)
+    running_mean = _running(bn_param, "running_mean", (C,), "after 50 train-mode passes")
+    running_var = _running(bn_param, "running_var", (C,), "after 50 train-mode passes")
+    bn_param["mode"] = "test"
+    handle = student.put(bn_param)
+    x = _images(gen, N, C, H, W, scale, shift)
+    out = _array(_tuple(student.spatial_batchnorm_forward(x, gamma, beta, handle), 2, call, "(out, cache)")[0],
+                 "test-mode out", (N, C, H, W))
+    expected = (gamma[:, None, None] * (x - running_mean[:, None, None]) / np.sqrt(running_var[:, None, None] + 1e-5)
+                + beta[:, None, None])
+    check_close(out, expected, "test-mode out")
+    after = student.value(handle)
+    check_close(_running(after, "running_mean", (C,), "after a test-mode pass"), running_mean,
+                'bn_param["running_mean"] after a test-mode pass')
+    check_close(_running(after, "running_var", (C,), "after a test-mode pass"), running_var,
+                'bn_param["running_var"] after a test-mode pass')
+    check_close(out.mean(axis=(0, 2, 3)), beta, "test-mode per-channel mean of out", atol=0.3)
+    check_close(out.std(axis=(0, 2, 3)), gamma, "test-mode per-channel std of out", rtol=0.15)
+
+
+@judge("spatial_batchnorm_forward_matches_torch")
+def spatial_batchnorm_forward_matches_torch(student, gen):
+    for shape in [(3, 4, 5, 3), (1, 3, 4, 6), (6, 1, 2, 2), (2, 5, 3, 7)]:
+        C = shape[1]
+        x = _images(gen, *shape)
+        gamma, beta = _normal(gen, C), _normal(gen, C)
+        rm, rv = _normal(gen, C), _uniform(gen, 0.5, 2.0, C)
+        for mode in ("train", "test"):
+            out, _, bn_param = _forward(student, "spatial_batchnorm_forward", x, gamma, beta,
+                                        {"mode": mode, "momentum": 0.8, "running_mean": rm, "running_var": rv})
+            ref, want_m, want_v = _torch_batchnorm(x, rm, rv, gamma, beta, mode == "train", 1e-5, momentum=0.8)
+            out = _array(out, f"{mode}-mode out", ref.shape)
+            check_true(np.allclose(out, ref, rtol=1e-4, atol=1e-5),
+                       f"{mode} mode, input shape {shape}: out is wrong (largest error {np.max(np.abs(out - ref)):.3g})")
+            got_m = _running(bn_param, "running_mean", (C,), f"after a {mode}-mode pass")
+            got_v = _running(bn_param, "running_var", (C,), f"after a {mode}-mode pass")
+            check_true(np.allclose(got_m, want_m, rtol=1e-6, atol=1e-8), f"{mode} mode, input shape {shape}: the running mean is wrong")
+            check_true(np.allclose(got_v, want_v, rtol=1e-6, atol=1e-8), f"{mode} mode, input shape {shape}: the running variance is wrong")
+
+
+@judge("spatial_batchnorm_backward_gradient_check")
+def spatial_batchnorm_backward_gradient_check(student, gen):
+    N, C, H, W = 2, 3, 2, 3
+    x = 5 * _normal(gen, N, C, H, W) + 12
+    gamma, beta, dout = _normal(gen, C), _normal(gen, C), _normal(gen, N, C, H, W)
+    _backward_against_numerical(student, "spatial_batchnorm_forward", "spatial_batchnorm_backward", x, gamma, beta, dout)
+
+
+@judge("spatial_batchnorm_backward_matches_autograd")
+def spatial_batchnorm_backward_matches_autograd(student, gen):
+    for shape in [(3, 4, 5, 3), (1, 3, 4, 6), (6, 1, 2, 2)]:
+        C = shape[1]
+        x = _images(gen, *shape)
+        gamma, beta, dout = _normal(gen, C), _normal(gen, C), _normal(gen, *shape)
+        _backward_against_autograd(student, "spatial_batchnorm_forward", "spatial_batchnorm_backward", x, gamma, beta,
+                                   dout, f"input shape {shape}")
