@@ -194,3 +194,16 @@ def test_plain_nbgrader_autograde_stops_instead_of_giving_hidden_points(tmp_path
     with course.gradebook() as gb:
         grades = gb.find_submission_notebook("toy", "toy", "carol").grades
         assert sum(g.score for g in grades) == 0  # the hidden test was not given away
+
+
+SOURCE_NOTEBOOKS = sorted((Path(__file__).resolve().parents[2] / "source").glob("*/*.ipynb"))
+
+
+@pytest.mark.parametrize("path", SOURCE_NOTEBOOKS, ids=[f"{p.parent.name}/{p.stem}" for p in SOURCE_NOTEBOOKS])
+def test_every_test_cell_of_every_notebook_has_a_judge_and_no_hidden_code(path):
+    nb = nbformat.read(path, as_version=4)
+    tests = [c.metadata["nbgrader"]["grade_id"] for c in nb.cells if c.cell_type == "code"
+             and c.metadata.get("nbgrader", {}).get("grade") and not c.metadata["nbgrader"].get("solution")]
+    judges = load_judges(path.parent / "judges" / f"{path.stem}.py")
+    assert sorted(judges) == sorted(tests)
+    assert not any("BEGIN HIDDEN TESTS" in c.source for c in nb.cells)  # hidden tests live in the judges alone

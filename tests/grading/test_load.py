@@ -52,9 +52,13 @@ def _light_course(root, db_url=None):
 
 
 def _kernels(driver):
+    """The kernel processes under the driver (a kernel's own short-lived children, forked with its command
+    line, e.g. when it probes the network interfaces at start, are not kernels)."""
     try:
-        return [p for p in driver.children(recursive=True) if "ipykernel_launcher" in " ".join(p.cmdline())
-                and "bwrap" not in p.name()]
+        found = [p for p in driver.children(recursive=True) if "ipykernel_launcher" in " ".join(p.cmdline())
+                 and "bwrap" not in p.name()]
+        pids = {p.pid for p in found}
+        return [p for p in found if p.ppid() not in pids]
     except psutil.Error:
         return []
 
