@@ -51,7 +51,7 @@ import eep590_utils
 from .course import CourseError
 from .flags import flag_in_gradebook
 from .jobs import make_job, run_job
-from .judge import judges_path, load_judges
+from .judge import judges_path, load_judges_source
 from .execute import CANCEL, VERDICT, Cancelled, GraderFault, Limits, kill_all_kernels
 from .records import (FAILED, GRADED, UNGRADED, NotebookRecord, StudentRecord, load_records,  # noqa: F401
                       records_dir, write_record)
@@ -310,11 +310,14 @@ def autograde(course, assignment, students=None, workers=None, limits=None, sand
     remove_stale_folders(course)
     notebooks = course.notebooks(assignment)
     seed = secrets.randbits(32) if seed is None else int(seed)
-    for notebook in notebooks:  # a judges file that does not load stops the run before anything is graded
+    judges = {}  # notebook -> the judges file's text, read once; one that does not load stops the run here
+    for notebook in notebooks:
+        path = judges_path(course, assignment, notebook)
+        judges[notebook] = path.read_text() if path.is_file() else ""
         try:
-            load_judges(judges_path(course, assignment, notebook))
+            load_judges_source(judges[notebook], str(path))
         except Exception as error:
-            raise CourseError(f"{judges_path(course, assignment, notebook)} does not load: {type(error).__name__}: {error}") from None
+            raise CourseError(f"{path} does not load: {type(error).__name__}: {error}") from None
     records = {s: StudentRecord(s, assignment, sandboxed, {n: NotebookRecord(n) for n in notebooks}, seed=seed)
                for s in students}
     for record in records.values():  # until scored, every notebook is ungraded (a killed run says so)
@@ -331,7 +334,7 @@ def autograde(course, assignment, students=None, workers=None, limits=None, sand
             if not any(j[0] == student for j in jobs):
                 write_record(course, records[student])
         warm_data_cache(course, assignment)
-        _execute_and_score(course, assignment, jobs, records, workers, limits, sandboxed, echo, seed, cluster)
+        _execute_and_score(course, assignment, jobs, records, workers, limits, sandboxed, echo, seed, cluster, judges)
     flag_in_gradebook(course, assignment, records)  # formgrader's "Flagged?" column shows the kit's flags
     echo(f"autograded {len(students)} submission(s) of {assignment}, {len(jobs)} notebook(s) in "
          f"{time.monotonic() - started:.1f} s with {workers} worker(s)" + ("" if sandboxed else " (UNSANDBOXED)"))
@@ -357,14 +360,16 @@ def _stage_one(course, assignment, student, staging, record):
             log.exception("could not record zeros for %s", student)
 
 
-def _execute_and_score(course, assignment, jobs, records, workers, limits, sandboxed, echo, seed, cluster=None):
+def _execute_and_score(course, assignment, jobs, records, workers, limits, sandboxed, echo, seed, cluster=None,
+                       judges=None):
     """Phase 2 on ``workers`` threads here (or on a Ray cluster, ``cluster``), phase 3 in this thread as
     each notebook finishes."""
     threads = max(1, default_workers() // workers)
     pending = {student: sum(1 for j in jobs if j[0] == student) for student in records}
 
     def job_of(key):
-        return make_job(course, assignment, key[0], key[1], limits, sandboxed, seed, threads)
+        return make_job(course, assignment, key[0], key[1], limits, sandboxed, seed, threads,
+                        judges_source=(judges or {}).get(key[1]))
 
     done_count = 0
     runs = cluster.run(jobs, job_of) if cluster is not None else _run_here(jobs, job_of, workers)

@@ -19,19 +19,7 @@ def flag_reasons(record):
     """``{notebook: [kind, ...]}`` for the notebooks of ``record`` (a ``StudentRecord``) that deserve a
     TA's look; kinds of the whole submission (e.g. an unsafe file beside the notebooks) are listed under
     ``None`` and flag every notebook. "unsandboxed" is no flag: the report says it once per class."""
-    reasons = {}
-    for name, rec in record.notebooks.items():
-        found = []
-        if rec.status != "graded":
-            found.append(rec.status)
-        found += [kind for kind, _ in rec.problems]
-        found += [kind for kind, _ in rec.tampered]
-        if rec.suspicious:
-            found.append("suspicious-code")
-        if getattr(rec, "repaired", None):
-            found.append("repaired-metadata")
-        if found:
-            reasons[name] = sorted(set(found))
+    reasons = {name: rec.flags for name, rec in record.notebooks.items() if rec.flags}
     per_notebook = {kind for kinds in reasons.values() for kind in kinds}
     whole = sorted(set(record.flags) - per_notebook - {"unsandboxed"})
     if whole:

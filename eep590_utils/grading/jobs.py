@@ -45,17 +45,20 @@ def needs_gpu(nb):
     return bool(isinstance(meta, dict) and meta.get("gpu"))
 
 
-def make_job(course, assignment, student, notebook, limits, sandboxed, seed, threads=1):
-    """The job for ``autograded/<student>/<assignment>/<notebook>.ipynb`` (staged and sanitized)."""
+def make_job(course, assignment, student, notebook, limits, sandboxed, seed, threads=1, judges_source=None):
+    """The job for ``autograded/<student>/<assignment>/<notebook>.ipynb`` (staged and sanitized);
+    ``judges_source`` is the judges file's text when the caller has read it already."""
     path = course.path("autograded", student, assignment) / f"{notebook}.ipynb"
     text = path.read_text()
     files = {}
     for file in sorted(path.parent.rglob("*")):
         if file.is_file() and not file.is_symlink() and file.suffix != ".ipynb":
             files[str(file.relative_to(path.parent))] = file.read_bytes()
-    judges = judges_path(course, assignment, notebook)
+    if judges_source is None:
+        judges = judges_path(course, assignment, notebook)
+        judges_source = judges.read_text() if judges.is_file() else ""
     return NotebookJob(student=student, notebook=notebook, notebook_json=text, files=files,
-                       judges_source=judges.read_text() if judges.is_file() else "", limits=limits,
+                       judges_source=judges_source, limits=limits,
                        sandboxed=sandboxed, seed=seed, threads=threads,
                        needs_gpu=needs_gpu(nbformat.reads(text, as_version=4)))
 

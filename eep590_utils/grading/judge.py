@@ -21,6 +21,7 @@ pass back. The verdict (full marks, or 0 with the judge's message) becomes the c
 nothing the student's code does to IPython, NumPy or the checks can change it, and nothing secret
 (reference values, tolerances, judge code) ever enters the kernel.
 """
+import functools
 import json
 import threading
 import types
@@ -203,8 +204,10 @@ def load_judges(path):
     return load_judges_source(path.read_text(), str(path)) if path.is_file() else {}
 
 
+@functools.lru_cache(maxsize=64)
 def load_judges_source(source, filename="<judges>"):
-    """``{grade_id: fn}`` from the text of a judges file (how a worker machine gets them)."""
+    """``{grade_id: fn}`` from the text of a judges file (how a worker machine gets them); compiled once per
+    text and process, not once per notebook (judges keep no state between calls)."""
     global _REGISTERING
     if not source:
         return {}

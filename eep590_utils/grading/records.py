@@ -32,6 +32,18 @@ class NotebookRecord:
     seconds: dict = field(default_factory=dict)  # role (given, student, test) -> seconds of execution
     restarts: int = 0
 
+    @property
+    def flags(self):
+        """Sorted kinds of what in this notebook is worth a TA's look."""
+        kinds = {kind for kind, _ in self.problems} | {kind for kind, _ in self.tampered}
+        if self.status != GRADED:
+            kinds.add(self.status)
+        if self.suspicious:
+            kinds.add("suspicious-code")
+        if self.repaired:
+            kinds.add("repaired-metadata")
+        return sorted(kinds)
+
 
 @dataclass
 class StudentRecord:
@@ -46,16 +58,7 @@ class StudentRecord:
     def flags(self):
         """Sorted kinds of everything worth a TA's look in this submission (whether the class was
         sandboxed is said once per class, not per student)."""
-        kinds = set()
-        for rec in self.notebooks.values():
-            if rec.status != GRADED:
-                kinds.add(rec.status)
-            kinds.update(kind for kind, _ in rec.problems)
-            kinds.update(kind for kind, _ in rec.tampered)
-            if rec.suspicious:
-                kinds.add("suspicious-code")
-            if rec.repaired:
-                kinds.add("repaired-metadata")
+        kinds = {kind for rec in self.notebooks.values() for kind in rec.flags}
         if self.skipped_files:
             kinds.add(UNSAFE_FILE)
         return sorted(kinds)
