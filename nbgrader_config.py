@@ -10,6 +10,7 @@ c.CourseDirectory.root = here
 # SQLite next to this file by default; set EEP590_DB_URL (e.g. postgresql://user@host/eep590) for many graders.
 # (postgresql://... works as written: it is given the psycopg2 driver the kit installs)
 from eep590_utils.grading.course import normalize_db_url  # noqa: E402
+from eep590_utils.grading.settings import from_env  # noqa: E402 (every limit's default and variable, once)
 
 c.CourseDirectory.db_url = normalize_db_url(os.environ.get("EEP590_DB_URL", "sqlite:///" + os.path.join(here, "gradebook.db")))
 # Files that never travel into a release or an autograded copy (judges/: the instructor's judges, see
@@ -19,7 +20,7 @@ c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedb
 c.CourseDirectory.assignment_id = ""
 
 # Seconds one cell may run during autograde and validate before it is interrupted and recorded as a timeout.
-c.Execute.timeout = int(os.environ.get("EEP590_CELL_TIMEOUT", "120"))
+c.Execute.timeout = from_env("cell_timeout")
 # Python kernels only: keep the history in memory so a student's kernel writes nothing to $HOME.
 c.Execute.extra_arguments = ["--HistoryManager.hist_file=:memory:"]
 # Warnings and tqdm progress bars on stderr must not fail a test cell (nbgrader fails cells with stderr).
@@ -50,7 +51,7 @@ if os.environ.get("EEP590_ALLOW_PLAIN_AUTOGRADE") != "1":
 
     c.Autograde.autograde_preprocessors = [JudgesRequired] + list(
         _Autograde.class_traits()["autograde_preprocessors"].default())
-# Grading limits (eep590 autograde): wall time per notebook, resident memory per kernel, parallel workers (0 = cores).
-c.GradingLimits.notebook_timeout = int(os.environ.get("EEP590_NOTEBOOK_TIMEOUT", "900"))
-c.GradingLimits.memory_limit_mb = int(os.environ.get("EEP590_MEMORY_LIMIT_MB", "4096"))
-c.GradingLimits.workers = int(os.environ.get("EEP590_WORKERS", "0"))
+# Grading limits (eep590 autograde; defaults and meanings in eep590_utils/grading/settings.py): wall time per
+# notebook, resident memory per kernel, disk written and processes per notebook, parallel workers (0 = cores).
+for _name in ("notebook_timeout", "memory_limit_mb", "disk_limit_mb", "max_processes", "workers"):
+    setattr(c.GradingLimits, _name, from_env(_name))

@@ -20,7 +20,6 @@ import sys
 import tempfile
 import time
 
-import numpy as np
 import torch
 
 BENCHMARKS_DIR = os.path.dirname(os.path.abspath(__file__))

@@ -1,7 +1,8 @@
 """Benchmark: autograde's execute phase on this machine's threads vs a 1-node and a 2-node Ray cluster.
 
 All on one machine (``ray.cluster_utils.Cluster``), on the same copy of the sample class (hw1), with the
-same seed, so the grades must be identical (after one warm-up run, not counted); with the same cores in all three, expect no speed-up: what is
+same seed, so the grades must be identical (after one warm-up run, not counted); with the same cores in all three,
+expect no speed-up: what is
 measured is correctness and Ray's cost.
 
 - *start*: seconds to start the cluster and connect (once per grading run on a real cluster: ``ray start``
@@ -113,7 +114,7 @@ def main():
         print(f"| {name:<26} | {'-' if started is None else f'{started:.1f}':>7} | {seconds:7.1f} | "
               f"{notebooks / seconds * 60:13.1f} | {'yes' if same else 'NO':>11} | "
               f"{'-' if serial_ms is None else f'{serial_ms:.1f}':>22} | {'-' if parallel_ms is None else f'{parallel_ms:.1f}':>27} |")
-    print(f"\nRay's cost per notebook: (grade s on Ray - grade s local) / notebooks = "
+    print("\nRay's cost per notebook: (grade s on Ray - grade s local) / notebooks = "
           + ", ".join(f"{(r[2] - local_s) / notebooks:+.2f} s ({r[0]})" for r in rows[1:]))
 
 

@@ -118,8 +118,8 @@ def main():
     parser.add_argument("--students", type=int, nargs="+", default=[100, 250, 500])
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
-    print(f"| students | cells | pairs scored | pairs listed | analyse (s) | page + 30 PNGs (s) | total (s) |")
-    print(f"|---:|---:|---:|---:|---:|---:|---:|")
+    print("| students | cells | pairs scored | pairs listed | analyse (s) | page + 30 PNGs (s) | total (s) |")
+    print("|---:|---:|---:|---:|---:|---:|---:|")
     for students in args.students:
         with tempfile.TemporaryDirectory() as tmp:
             course = make_course(Path(tmp), students)

@@ -1,6 +1,5 @@
 """Shared fixtures: paths, the offline data copy, and a scratch nbgrader course for grading notebooks."""
 import os
-import shutil
 from pathlib import Path
 
 import pytest

@@ -57,7 +57,6 @@ class ScratchCourse:
     def api(self):
         from nbgrader.apps import NbGraderAPI
         from nbgrader.coursedir import CourseDirectory
-        from traitlets.config import Config
         from traitlets.config.loader import PyFileConfigLoader
 
         config = PyFileConfigLoader("nbgrader_config.py", path=str(self.root)).load_config()

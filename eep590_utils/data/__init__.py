@@ -37,7 +37,7 @@ from pathlib import Path
 from .arrays import MNISTOfflineSplitWarning, get_cifar10_data, load_cifar10, load_mnist
 from .constants import CIFAR10_CLASSES, CIFAR10_MEAN, CIFAR10_STD, MNIST_MEAN, MNIST_STD
 from .loaders import ArrayImageDataset, cifar10_loaders, mnist_loaders
-from .locate import DatasetNotFoundError, cache_dir, data_dirs
+from .locate import DatasetNotFoundError, cache_dir, data_dirs  # noqa: F401 (public: where data are looked for)
 
 __all__ = [
     "CIFAR10_CLASSES",

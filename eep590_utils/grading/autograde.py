@@ -41,23 +41,18 @@ from pathlib import Path
 import nbformat
 import psutil
 from nbconvert.preprocessors import ClearMetadataPreprocessor
-from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, IgnorePattern, LimitOutput,
-                                    SaveAutoGrades)
-from traitlets import Integer, Unicode
-from traitlets.config import Configurable
+from nbgrader.preprocessors import AssignLatePenalties, CheckCellMetadata, IgnorePattern, LimitOutput, SaveAutoGrades
 
-import eep590_utils
-
+from . import cells
 from .course import CourseError
+from .execute import CANCEL, VERDICT, Cancelled, GraderFault, kill_all_kernels  # noqa: F401
 from .flags import flag_in_gradebook
-from .jobs import make_job, run_job
+from .jobs import GRADER_RETRIES, make_job, run_with_retries  # noqa: F401
 from .judge import judges_path, load_judges_source
-from .execute import CANCEL, VERDICT, Cancelled, GraderFault, Limits, kill_all_kernels
-from .records import (FAILED, GRADED, UNGRADED, NotebookRecord, StudentRecord, load_records,  # noqa: F401
-                      records_dir, write_record)
-from .sandbox import bwrap_path
-from .stage import (copy_tree_safely, find_tampering, read_submitted_notebook, record_all_zero,  # noqa: F401
-                    sanitize_submission, stage_submission)
+from .records import FAILED, GRADED, UNGRADED, NotebookRecord, StudentRecord, load_records, records_dir, write_record  # noqa: F401
+from .sandbox import bwrap_path, kernel_data_env, sandbox_readonly_paths  # noqa: F401
+from .settings import GradingLimits, Limits, configured_limits  # noqa: F401
+from .stage import copy_tree_safely, find_tampering, read_submitted_notebook, record_all_zero, sanitize_submission, stage_submission  # noqa: F401
 
 log = logging.getLogger("eep590.autograde")
 
@@ -72,62 +67,10 @@ SCORE_PREPROCESSORS = (IgnorePattern, ClearMetadataPreprocessor, LimitOutput, Sa
 MAX_CELL_SOURCE = 200_000  # characters of a cell kept in the autograded copy (and so in feedback)
 MAX_OUTPUT_CHARS = 200_000  # characters of one text output kept
 MAX_OUTPUT_DATA = 2_000_000  # characters of one image or other rich output kept
-GRADER_RETRIES = 2  # a notebook whose run failed for the grader's reasons is run again this many times
-
-
-class GradingLimits(Configurable):
-    """Limits of ``eep590 autograde``, set in ``nbgrader_config.py`` (the per-cell timeout is ``Execute.timeout``)."""
-
-    notebook_timeout = Integer(900, help="Seconds one notebook may run in all, restarts included").tag(config=True)
-    memory_limit_mb = Integer(4096, help="Resident memory of one kernel and its children, in MiB").tag(config=True)
-    disk_limit_mb = Integer(1024, help="MiB one notebook may write into its working copy").tag(config=True)
-    max_processes = Integer(64, help="Processes one kernel may have alive at once").tag(config=True)
-    workers = Integer(0, help="Notebooks graded at once; 0 means the number of cores").tag(config=True)
-    ray_address = Unicode("", help="Run the execute phase on this Ray cluster ('auto', 'host:port', "
-                          "'ray://host:10001' or 'local'); '' means this machine's threads").tag(config=True)
-
-
-def configured_limits(course, cell_timeout=None, notebook_timeout=None, memory_limit_mb=None):
-    """:class:`Limits` from the course configuration, with any argument given (not None) overriding it."""
-    conf = GradingLimits(config=course.config)
-
-    def pick(given, default):
-        return default if given is None else given
-
-    return Limits(cell_timeout=float(pick(cell_timeout, course.config.Execute.get("timeout", 120))),
-                  notebook_timeout=float(pick(notebook_timeout, conf.notebook_timeout)),
-                  memory_bytes=int(pick(memory_limit_mb, conf.memory_limit_mb)) * 2**20,
-                  disk_bytes=int(conf.disk_limit_mb) * 2**20,
-                  max_processes=int(conf.max_processes))
 
 
 # ----------------------------------------------------------------------------------------------------------------
 # Phase 2: execute
-
-
-def sandbox_readonly_paths():
-    """What a kernel may read besides Python itself: the course package, the data and the data cache."""
-    from eep590_utils import data
-
-    paths = [os.path.dirname(os.path.abspath(eep590_utils.__file__)), str(data.cache_dir())]
-    paths += [str(p) for p in data.data_dirs() if Path(p).resolve() != Path.cwd().resolve()]
-    # both the path as given (a symlink, say ../shared) and where it really is
-    found = {os.path.abspath(p) for p in paths if os.path.exists(p)} | {os.path.realpath(p) for p in paths if os.path.exists(p)}
-    return sorted(found)
-
-
-def kernel_data_env():
-    """Environment the kernel needs to find the data the grader can see."""
-    from eep590_utils import data
-
-    env = {"EEP590_CACHE": str(data.cache_dir())}
-    if os.environ.get("EEP590_DATA"):
-        env["EEP590_DATA"] = os.path.abspath(os.environ["EEP590_DATA"])
-    else:
-        found = [p for p in data.data_dirs() if Path(p).resolve() != Path(data.cache_dir()).resolve()]
-        if found:  # e.g. the grader's ./data: the kernel runs elsewhere
-            env["EEP590_DATA"] = str(Path(found[0]).resolve())
-    return env
 
 
 def warm_data_cache(course, assignment):
@@ -164,8 +107,7 @@ def prepare_for_scoring(nb):
             cell.source = cell.source[:MAX_CELL_SOURCE] + f"\n\n[... cut: this cell held {len(cell.source):,} characters]"
         if cell.cell_type != "code":
             continue
-        meta = cell.metadata.get("nbgrader", {})
-        is_test = meta.get("grade") and not meta.get("solution")
+        is_test = cells.is_grade(cell) and not cells.is_solution(cell)
         kept = []
         for output in cell.get("outputs", []):
             if is_test and output.get("output_type") == "execute_result" and not output.get("metadata", {}).get(VERDICT):
@@ -353,7 +295,8 @@ def _stage_one(course, assignment, student, staging, record):
         log.exception("staging %s failed", student)
         for rec in record.notebooks.values():
             if rec.status == GRADED or rec.status == UNGRADED:
-                rec.status, rec.reason = FAILED, f"the submission could not be staged ({type(error).__name__}: {str(error)[:200]}); it scores 0"
+                why = f"{type(error).__name__}: {str(error)[:200]}"
+                rec.status, rec.reason = FAILED, f"the submission could not be staged ({why}); it scores 0"
         try:
             record_all_zero(course, assignment, student)
         except Exception:
@@ -380,22 +323,6 @@ def _execute_and_score(course, assignment, jobs, records, workers, limits, sandb
         pending[key[0]] -= 1
         if pending[key[0]] == 0:
             write_record(course, records[key[0]])
-
-
-def run_with_retries(job):
-    """``(result, fault)``: run a job, again (up to GRADER_RETRIES times) when it fails for the grader's
-    reasons (no kernel started); fault says why when it never ran."""
-    fault = None
-    for _ in range(1 + GRADER_RETRIES):
-        try:
-            return run_job(job), None
-        except Cancelled:
-            raise
-        except Exception as error:  # GraderFault: no kernel started; or the grader's own error
-            if CANCEL.is_set():
-                raise Cancelled("grading was stopped") from None
-            fault = str(error) if isinstance(error, GraderFault) else f"{type(error).__name__}: {error}"
-    return None, fault
 
 
 def _run_here(keys, job_of, workers):

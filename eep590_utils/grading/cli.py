@@ -10,21 +10,24 @@
     eep590 export [--out grades.csv] [--allow-pending]   grades for the LMS (refused while grades are pending)
     eep590 demo                         the whole loop on the bundled sample class
 """
+from __future__ import annotations
+
 import argparse
 import os
 import sys
 
 from .course import Course, CourseError
+from .settings import configured_limits, help_text
 
 
-def _ensure_tools_on_path():
+def _ensure_tools_on_path() -> None:
     """nbgrader shells out to ``alembic`` and ``jupyter``: put this Python's bin/ on PATH."""
     bindir = os.path.dirname(sys.executable)
     if bindir not in os.environ.get("PATH", "").split(os.pathsep):
         os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
 
 
-def build_parser():
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="eep590", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--course", help="course directory (default: the one holding nbgrader_config.py)")
     parser.add_argument("--db-url", help="gradebook URL (default: nbgrader_config.py, i.e. $EEP590_DB_URL or SQLite)")
@@ -43,10 +46,10 @@ def build_parser():
     p = sub.add_parser("autograde", help="grade submissions in parallel, sandboxed")
     p.add_argument("assignment")
     p.add_argument("--student", action="append", help="grade only this student (repeatable)")
-    p.add_argument("--workers", type=int, help="notebooks graded at once (default: cores)")
-    p.add_argument("--cell-timeout", type=float, help="seconds per cell (default: Execute.timeout)")
-    p.add_argument("--notebook-timeout", type=float, help="seconds per notebook (default: GradingLimits)")
-    p.add_argument("--memory-mb", type=int, help="memory per kernel in MiB (default: GradingLimits)")
+    p.add_argument("--workers", type=int, help=help_text("workers"))
+    p.add_argument("--cell-timeout", type=float, help=help_text("cell_timeout"))
+    p.add_argument("--notebook-timeout", type=float, help=help_text("notebook_timeout"))
+    p.add_argument("--memory-mb", type=int, help=help_text("memory_limit_mb"))
     p.add_argument("--ray", metavar="ADDRESS",
                    help="run the notebooks as tasks on a Ray cluster: auto (the one `ray start` joined), host:port, "
                         "ray://host:10001, or local (start Ray here); default: GradingLimits.ray_address, else this "
@@ -80,7 +83,7 @@ def build_parser():
     return parser
 
 
-def run(args):
+def run(args: argparse.Namespace) -> None:
     from . import autograde, collect, demo, export, feedback, release, report
 
     course = Course(args.course, db_url=args.db_url)
@@ -97,7 +100,7 @@ def run(args):
             students = collect.collect_folder(course, args.assignment, args.folder)
         print(f"{len(students)} submission(s) of {args.assignment} in {course.path('submitted')}: {', '.join(students)}")
     elif args.command == "autograde":
-        limits = autograde.configured_limits(course, args.cell_timeout, args.notebook_timeout, args.memory_mb)
+        limits = configured_limits(course, args.cell_timeout, args.notebook_timeout, args.memory_mb)
         from .cluster import make_cluster
 
         cluster = make_cluster(args.ray, echo=print)
@@ -113,6 +116,7 @@ def run(args):
         print(f"{len(files)} feedback file(s) in {course.path('feedback')}")
     elif args.command == "report":
         path = report.write_report(course, args.assignment)
+        export.export_grades(course, path.parent / "grades.csv", [args.assignment], allow_pending=True)
         print(report.summary_text(course, args.assignment))
         print(f"class report: {path}")
     elif args.command == "similarity":
@@ -128,7 +132,7 @@ def run(args):
         demo.run_demo(course, args.dir, workers=args.workers, cell_timeout=args.cell_timeout)
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> int:
     _ensure_tools_on_path()
     args = build_parser().parse_args(argv)
     try:

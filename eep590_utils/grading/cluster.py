@@ -3,7 +3,7 @@
 :func:`.autograde.autograde` stages and scores on the driver (one writer to the gradebook) and hands the
 execute phase to ``cluster.run(keys, job_of)``; :class:`RayCluster` runs each :class:`.jobs.NotebookJob`
 (the notebook and the student's other files as bytes, the judges' source, the limits) as a Ray task.
-On the worker the task runs :func:`.autograde.run_with_retries`, i.e. today's executor: the kernel in
+On the worker the task runs :func:`.jobs.run_with_retries`, i.e. today's executor: the kernel in
 bubblewrap under the per-cell, per-notebook and memory limits, the judges outside the kernel. It
 returns the executed notebook and its record; nothing of the course directory travels.
 
@@ -34,7 +34,7 @@ LOST_WORKER_ERRORS = ("WorkerCrashedError", "NodeDiedError", "LocalRayletDiedErr
 
 def grade_on_worker(job):
     """The task body: ``(ExecutionResult or None, fault or None)`` for one job (runs on a worker)."""
-    from .autograde import run_with_retries
+    from .jobs import run_with_retries
 
     return run_with_retries(job)
 

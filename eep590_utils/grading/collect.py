@@ -19,7 +19,7 @@ from nbgrader.plugins.zipcollect import FileNameCollectorPlugin
 from nbgrader.utils import capture_log, temp_attrs
 
 from .course import CourseError
-from .stage import copy_tree_safely
+from .files import copy_tree_safely
 
 STUDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@\-]{0,127}$")
 MAX_ENTRY_BYTES = 64 * 2**20  # one notebook unpacked from a zip

@@ -1,17 +1,22 @@
-"""The course directory and its nbgrader configuration, loaded once and shared by every step."""
-import os
-from pathlib import Path
+"""The course directory and its nbgrader configuration, loaded once and shared by every step.
 
-from nbgrader.api import Gradebook
-from nbgrader.apps.api import NbGraderAPI
-from nbgrader.coursedir import CourseDirectory
+nbgrader itself (seconds to import) is imported when a command first needs it, so ``eep590 --help``
+and argument errors answer at once.
+"""
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
 from traitlets.config.loader import PyFileConfigLoader
 
 CONFIG_FILE = "nbgrader_config.py"
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the repository when installed in editable mode
 
 
-def normalize_db_url(url):
+def normalize_db_url(url: str | None) -> str | None:
     """A gradebook URL SQLAlchemy can open with the drivers installed: ``postgresql://`` (as the README
     writes it) means psycopg 3 to SQLAlchemy 2, which the kit does not install; psycopg2 is."""
     if url and url.startswith(("postgresql://", "postgres://")):
@@ -27,7 +32,7 @@ class CourseError(RuntimeError):
     """A problem with the course directory or the gradebook, said in words."""
 
 
-def find_course_root(start=None):
+def find_course_root(start: str | os.PathLike | None = None) -> Path:
     """The course directory: ``$EEP590_COURSE``, else ``start`` (or the current directory) or one of its
     parents holding ``nbgrader_config.py``, else the repository this package lives in."""
     if os.environ.get("EEP590_COURSE"):
@@ -41,7 +46,7 @@ def find_course_root(start=None):
     raise CourseError(f"no {CONFIG_FILE} in {here} or its parents, and EEP590_COURSE is not set")
 
 
-def load_config(root):
+def load_config(root: str | os.PathLike) -> Any:
     """The traitlets ``Config`` of ``root/nbgrader_config.py``."""
     path = Path(root) / CONFIG_FILE
     if not path.is_file():
@@ -53,7 +58,9 @@ class Course:
     """One course directory: ``source/``, ``release/``, ``submitted/``, ``autograded/``, ``feedback/``,
     ``reports/`` and the gradebook, with nbgrader's API configured for it."""
 
-    def __init__(self, root=None, db_url=None, config=None):
+    def __init__(self, root: str | os.PathLike | None = None, db_url: str | None = None, config: Any = None):
+        from nbgrader.coursedir import CourseDirectory
+
         self.root = Path(root).resolve() if root else find_course_root()
         self.config = load_config(self.root)
         if config is not None:
@@ -64,17 +71,23 @@ class Course:
         if "db_url" in self.config.CourseDirectory:
             self.config.CourseDirectory.db_url = normalize_db_url(self.config.CourseDirectory.db_url)
         self.coursedir = CourseDirectory(config=self.config)
-        self.api = NbGraderAPI(coursedir=self.coursedir, config=self.config)
+
+    @cached_property
+    def api(self) -> Any:
+        """nbgrader's ``NbGraderAPI`` for this course (generate_assignment, autograde, feedback...)."""
+        from nbgrader.apps.api import NbGraderAPI
+
+        return NbGraderAPI(coursedir=self.coursedir, config=self.config)
 
     @property
-    def db_url(self):
+    def db_url(self) -> str:
         return self.coursedir.db_url
 
     @property
-    def course_id(self):
+    def course_id(self) -> str:
         return self.coursedir.course_id
 
-    def path(self, kind, student=None, assignment=None):
+    def path(self, kind: str, student: str | None = None, assignment: str | None = None) -> Path:
         """``root/<kind directory>[/<student>]/<assignment>`` for kind in source, release, submitted,
         autograded, feedback (nbgrader's names, as configured)."""
         directory = getattr(self.coursedir, f"{kind}_directory")
@@ -82,17 +95,17 @@ class Course:
         return self.root.joinpath(*parts)
 
     @property
-    def reports_dir(self):
+    def reports_dir(self) -> Path:
         return self.root / "reports"
 
-    def assignments(self):
+    def assignments(self) -> list[str]:
         """Assignment ids: the folders of ``source/`` that hold notebooks, sorted."""
         source = self.path("source")
         if not source.is_dir():
             return []
         return sorted(d.name for d in source.iterdir() if d.is_dir() and any(d.glob("*.ipynb")))
 
-    def notebooks(self, assignment):
+    def notebooks(self, assignment: str) -> list[str]:
         """Notebook names (without ``.ipynb``) of an assignment, from ``source/``."""
         names = sorted(p.stem for p in self.path("source", assignment=assignment).glob("*.ipynb"))
         if not names:
@@ -100,12 +113,15 @@ class Course:
                               f" (assignments: {', '.join(self.assignments()) or 'none'})")
         return names
 
-    def submitted_students(self, assignment):
+    def submitted_students(self, assignment: str) -> list[str]:
         """Students with a ``submitted/<student>/<assignment>/`` folder, sorted."""
         base = self.path("submitted")
         if not base.is_dir():
             return []
         return sorted(d.name for d in base.iterdir() if (d / assignment).is_dir())
 
-    def gradebook(self):
+    def gradebook(self) -> Any:
+        """A new nbgrader ``Gradebook`` (use it as a context manager)."""
+        from nbgrader.api import Gradebook
+
         return Gradebook(self.db_url, self.course_id)

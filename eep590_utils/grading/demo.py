@@ -10,13 +10,14 @@ import shutil
 import time
 from pathlib import Path
 
-from .autograde import autograde, configured_limits
+from .autograde import autograde
 from .course import Course
 from .export import export_grades
 from .feedback import generate_feedback
 from .release import release
-from .sandbox import bwrap_path
 from .report import question_text, summary_text, write_report
+from .sandbox import bwrap_path
+from .settings import configured_limits
 
 ASSIGNMENT = "hw1"
 
@@ -53,6 +54,7 @@ def run_demo(course, dest=None, workers=None, cell_timeout=30, echo=print):
     report = write_report(demo, ASSIGNMENT)
     grades = demo.reports_dir / "grades.csv"
     export_grades(demo, grades, allow_pending=True)  # the written answers are not graded yet: marked PENDING
+    export_grades(demo, report.parent / "grades.csv", [ASSIGNMENT], allow_pending=True)  # the report links it
     echo("")
     echo(summary_text(demo, ASSIGNMENT))
     for notebook in demo.notebooks(ASSIGNMENT):

@@ -23,22 +23,11 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from traitlets import List
 
+from . import cells
 from .sandbox import Sandbox
+from .settings import Limits
 
 GiB = 2**30
-
-
-@dataclass
-class Limits:
-    cell_timeout: float = 120.0  # seconds for one cell
-    notebook_timeout: float = 900.0  # seconds for the whole notebook, restarts included
-    memory_bytes: int = 4 * GiB  # resident memory of the kernel and its children, plus what it keeps in /tmp
-    max_restarts: int = 5  # kernel restarts after a timeout, memory kill or crash
-    disk_bytes: int = 1 * GiB  # bytes the notebook may write into its working copy
-    tmp_bytes: int = 256 * 2**20  # size of the sandbox's in-memory /tmp
-    max_processes: int = 64  # processes (and threads' parents) the kernel may have alive at once
-    start_timeout: float = 120.0  # seconds a kernel may take to start; never taken from a cell's budget
-    start_attempts: int = 3  # a kernel that fails to start is retried; then the notebook is left ungraded
 
 
 @dataclass
@@ -124,20 +113,14 @@ class SandboxedKernelManager(AsyncKernelManager):
 
 
 def cell_role(cell):
-    meta = cell.get("metadata", {}).get("nbgrader", {})
-    if meta.get("grade") and not meta.get("solution"):
+    if cells.is_grade(cell) and not cells.is_solution(cell):
         return "test"
-    if meta.get("solution"):
+    if cells.is_solution(cell):
         return "student"
     return "given"
 
 
 VERDICT = "eep590_verdict"  # metadata of the partial-credit result a judge gives (the only one scored)
-
-
-def _grade_id(cell):
-    grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
-    return grade_id if isinstance(grade_id, str) else None
 
 
 def _error_output(ename, evalue):
@@ -458,7 +441,7 @@ class NotebookRunner:
                     self._mark_not_run(order[position - 1:], self._wall_time_reason())
                     return len(order)
                 client.timeout = max(1, int(min(self.limits.cell_timeout, remaining)))
-                if cell_role(cell) == "test" and _grade_id(cell) in self.judges:
+                if cell_role(cell) == "test" and cells.grade_id(cell) in self.judges:
                     problem = await self._judge(client, watch, cell, index, remaining)
                     if problem is None:
                         continue  # a judged cell changes nothing in the kernel worth replaying
@@ -470,8 +453,8 @@ class NotebookRunner:
                 if CANCEL.is_set():
                     raise Cancelled("grading was stopped")
                 kind, message = problem
-                grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
-                label = f"cell {index}" + (f" ({grade_id})" if isinstance(grade_id, str) else "")
+                grade_id = cells.grade_id(cell)
+                label = f"cell {index}" + (f" ({grade_id})" if grade_id else "")
                 self.result.problems.append((kind, f"{label}: {message}"))
                 cell.outputs = list(cell.get("outputs", [])) + [_error_output(_ERROR_NAMES[kind], message)]
                 if kind == "wall-time":
@@ -488,7 +471,7 @@ class NotebookRunner:
         becomes the cell's only output. None when the kernel is still fine, else (kind, message)."""
         from .judge import Student, seed_for, verdict
 
-        grade_id = _grade_id(cell)
+        grade_id = cells.grade_id(cell)
         loop = asyncio.get_running_loop()
         deadline = time.monotonic() + min(self.limits.cell_timeout, remaining)
         self._probe_broken = None  # after a probe times out or kills the kernel, no further probe is sent
@@ -502,7 +485,7 @@ class NotebookRunner:
         passed, message, kind = result
         self.result.cell_seconds.append((index, "test", time.monotonic() - t0))
         if passed and result.fraction < 1:  # partial credit: nbgrader reads a test cell's result as its points
-            points = float(cell.metadata.get("nbgrader", {}).get("points", 0)) * result.fraction
+            points = cells.points(cell) * result.fraction
             cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=f"{grade_id}: {message}\n"),
                             nbformat.v4.new_output("execute_result", data={"text/plain": f"{points:.4g}"},
                                                    metadata={VERDICT: True}, execution_count=None)]

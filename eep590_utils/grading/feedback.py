@@ -23,25 +23,9 @@ from nbgrader.api import Gradebook, MissingEntry
 from nbgrader.preprocessors import ClearHiddenTests, ClearMarkScheme, GetGrades
 from nbgrader.preprocessors.base import NbGraderPreprocessor
 
+from . import cells
+from .cells import MIN_QUOTED, REDACTED  # noqa: F401 (their home is cells; feedback's users import them here too)
 from .course import CourseError
-
-HIDDEN_BEGIN = re.compile(r"#+\s*BEGIN HIDDEN TESTS")
-HIDDEN_END = re.compile(r"#+\s*END HIDDEN TESTS")
-MIN_QUOTED = 8  # hidden lines shorter than this ("))", "else:") are too common to redact by
-REDACTED = "[hidden test: details withheld]"
-
-
-def hidden_lines(cell):
-    """The stripped lines inside the cell's hidden-test regions."""
-    lines, inside = [], False
-    for line in cell.source.splitlines():
-        if HIDDEN_BEGIN.search(line):
-            inside = True
-        elif HIDDEN_END.search(line):
-            inside = False
-        elif inside and line.strip():
-            lines.append(line.strip())
-    return lines
 
 
 def _scrub(text, secrets):
@@ -68,9 +52,10 @@ class RedactHiddenTests(NbGraderPreprocessor):
     """Remove every trace of hidden tests from outputs before nbgrader clears their sources."""
 
     def preprocess(self, nb, resources):
-        secrets = sorted({line for cell in nb.cells for line in hidden_lines(cell) if len(line) >= MIN_QUOTED})
+        secrets = sorted({line for cell in nb.cells for line in cells.hidden_lines(cell, self.config)
+                          if len(line) >= MIN_QUOTED})
         for cell in nb.cells:
-            has_hidden = bool(hidden_lines(cell)) or any(HIDDEN_BEGIN.search(l) for l in cell.source.splitlines())
+            has_hidden = cells.has_region(cell.source, "hidden test", self.config)
             if has_hidden:
                 for output in cell.get("outputs", []):
                     if output.get("output_type") == "error":
@@ -100,16 +85,16 @@ class MarkPending(NbGraderPreprocessor):
                 pending = {g.name: g.max_score for g in notebook.grades if g.needs_manual_grade and g.max_score}
         except (KeyError, MissingEntry):
             pass
-        cells = []
+        kept = []
         for cell in nb.cells:
-            meta = cell.get("metadata", {}).get("nbgrader", {})
-            cells.append(cell)
-            if meta.get("task") and not meta.get("points"):
+            meta = cells.nbgrader_meta(cell)
+            kept.append(cell)
+            if cells.is_question(cell):
                 meta["task"] = False  # the question of a written answer: no score box, no "Student's task" label
-            elif meta.get("grade_id") in pending and (meta.get("grade") or meta.get("task")):
+            elif cells.grade_id(cell) in pending and (cells.is_grade(cell) or cells.is_task(cell)):
                 meta["score"] = float("nan")  # rendered "nan" by nbgrader's template, "not graded yet" after cleanup
-                cells.append(new_markdown_cell(PENDING_NOTE))
-        nb.cells = cells
+                kept.append(new_markdown_cell(PENDING_NOTE))
+        nb.cells = kept
         resources["nbgrader"]["pending_points"] = sum(pending.values())
         resources["nbgrader"]["pending_cells"] = len(pending)
         return nb, resources

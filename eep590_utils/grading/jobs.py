@@ -14,10 +14,13 @@ from pathlib import Path
 
 import nbformat
 
-from .execute import Limits, NotebookRunner
+from .execute import CANCEL, Cancelled, GraderFault, NotebookRunner
+from .files import copy_tree_safely
 from .judge import judges_path, load_judges_source
-from .stage import copy_tree_safely
+from .sandbox import kernel_data_env, sandbox_readonly_paths
+from .settings import Limits
 
+GRADER_RETRIES = 2  # a notebook whose run failed for the grader's reasons is run again this many times
 GPU_METADATA = "eep590"  # notebook metadata {"eep590": {"gpu": true}}: grade it where a GPU is
 
 
@@ -65,8 +68,6 @@ def make_job(course, assignment, student, notebook, limits, sandboxed, seed, thr
 
 def run_job(job):
     """Run one job here; return its ExecutionResult (raises GraderFault when no kernel starts)."""
-    from .autograde import kernel_data_env, sandbox_readonly_paths
-
     nb = nbformat.reads(job.notebook_json, as_version=4)
     judges = load_judges_source(job.judges_source, f"judges/{job.notebook}.py")
     with tempfile.TemporaryDirectory(prefix=f"eep590-work-{os.getpid()}-") as tmp:
@@ -83,3 +84,19 @@ def run_job(job):
                                 use_sandbox=job.sandboxed, env=kernel_data_env(), threads=job.threads,
                                 judges=judges, seed=job.seed, gpu=job.needs_gpu)
         return runner.run()
+
+
+def run_with_retries(job):
+    """``(result, fault)``: run a job, again (up to GRADER_RETRIES times) when it fails for the grader's
+    reasons (no kernel started); fault says why when it never ran."""
+    fault = None
+    for _ in range(1 + GRADER_RETRIES):
+        try:
+            return run_job(job), None
+        except Cancelled:
+            raise
+        except Exception as error:  # GraderFault: no kernel started; or the grader's own error
+            if CANCEL.is_set():
+                raise Cancelled("grading was stopped") from None
+            fault = str(error) if isinstance(error, GraderFault) else f"{type(error).__name__}: {error}"
+    return None, fault

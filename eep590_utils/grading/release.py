@@ -1,19 +1,10 @@
 """``eep590 release``: regenerate ``release/<hw>`` from ``source/<hw>`` with nbgrader, then prove
 that nothing the students must not see reached it."""
-import re
-
 import nbformat
 
+from . import cells
 from .course import CourseError
 
-# Text that only instructor notebooks contain.
-MARKERS = ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS",
-           "BEGIN MARK SCHEME", "END MARK SCHEME")
-_REGIONS = {
-    "solution": (re.compile(r"#+\s*BEGIN SOLUTION"), re.compile(r"#+\s*END SOLUTION")),
-    "hidden test": (re.compile(r"#+\s*BEGIN HIDDEN TESTS"), re.compile(r"#+\s*END HIDDEN TESTS")),
-    "mark scheme": (re.compile(r"=+\s*BEGIN MARK SCHEME\s*=+"), re.compile(r"=+\s*END MARK SCHEME\s*=+")),
-}
 MIN_LEAK_LINE = 16  # shorter lines ("return out", "pass") are too common to prove a leak
 
 
@@ -21,31 +12,26 @@ class LeakError(CourseError):
     """A release notebook contains solution code, hidden tests or a mark scheme."""
 
 
-def secret_lines(source_nb):
+def markers(config=None):
+    """Text that only instructor notebooks contain: every region delimiter nbgrader clears by."""
+    return tuple(text for region in cells.regions(config) for text in (region.begin, region.end))
+
+
+def secret_lines(source_nb, config=None):
     """``{kind: {line, ...}}``: the stripped lines inside solution, hidden-test and mark-scheme regions
     that appear nowhere else in the notebook (``import torch`` in a hidden test is no secret)."""
-    found = {kind: set() for kind in _REGIONS}
+    found = {region.kind: set() for region in cells.regions(config)}
     found["model answer"] = set()
     public = set()
     for cell in source_nb.cells:
-        meta = cell.get("metadata", {}).get("nbgrader", {})
-        if cell.cell_type == "markdown" and meta.get("solution"):  # a written answer's model answer: all secret
+        if cell.cell_type == "markdown" and cells.is_solution(cell):  # a written answer's model answer: all secret
             found["model answer"].update(line.strip() for line in cell.source.splitlines()
                                          if len(line.strip()) >= MIN_LEAK_LINE)
             continue
-        inside = None
-        for line in cell.source.splitlines():
-            begins = [kind for kind, (begin, _) in _REGIONS.items() if begin.search(line)]
-            ends = [kind for kind, (_, end) in _REGIONS.items() if end.search(line)]
-            if begins:
-                inside = begins[0]
-            elif ends:
-                inside = None
-            elif inside:
-                if len(line.strip()) >= MIN_LEAK_LINE and not line.strip().startswith("#"):
-                    found[inside].add(line.strip())
-            else:
-                public.add(line.strip())
+        lines = cells.region_lines(cell.source, config)
+        public.update(lines.pop("public"))
+        for kind, inside in lines.items():
+            found[kind].update(line for line in inside if len(line) >= MIN_LEAK_LINE and not line.startswith("#"))
     return {kind: lines - public for kind, lines in found.items()}
 
 
@@ -59,18 +45,18 @@ def _all_text(cell):
     return "\n".join(texts)
 
 
-def find_leaks(release_nb, source_nb):
+def find_leaks(release_nb, source_nb, config=None):
     """Descriptions of everything secret in ``release_nb`` (empty when it is clean)."""
-    secrets = secret_lines(source_nb)
+    secrets = secret_lines(source_nb, config)
     leaks = []
     for index, cell in enumerate(release_nb.cells):
         text = _all_text(cell)
         if cell.get("outputs"):
             leaks.append(f"cell {index} has stored outputs")
-        for marker in MARKERS:
+        for marker in markers(config):
             if marker in text:
                 leaks.append(f"cell {index} contains the marker {marker!r}")
-        if cell.cell_type == "markdown" and not cell.get("metadata", {}).get("nbgrader", {}).get("solution"):
+        if cell.cell_type == "markdown" and not cells.is_solution(cell):
             continue  # instructions may state a formula the solution also uses; markers are checked above
         lines = {line.strip() for line in text.splitlines()}
         for kind, secret in secrets.items():
@@ -89,7 +75,8 @@ def check_release(course, assignment):
             problems.append(f"{path} is missing")
             continue
         source_nb = nbformat.read(course.path("source", assignment=assignment) / f"{name}.ipynb", as_version=4)
-        problems += [f"{path.name}: {leak}" for leak in find_leaks(nbformat.read(path, as_version=4), source_nb)]
+        problems += [f"{path.name}: {leak}" for leak in find_leaks(nbformat.read(path, as_version=4), source_nb,
+                                                                course.config)]
         checked.append(path)
     problems += judge_leaks(course, assignment)
     if problems:

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import nbformat
 
-from .export import export_grades
-from .feedback import MIN_QUOTED, REDACTED, hidden_lines
+from . import cells
+from .cells import MIN_QUOTED, REDACTED
 from .flags import settle_all_question_cells
 from .records import load_records
 
@@ -72,7 +72,7 @@ def _question_order(course, assignment):
     order = {}
     for path in sorted(course.path("source", assignment=assignment).glob("*.ipynb")):
         for index, cell in enumerate(nbformat.read(path, as_version=4).cells):
-            grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+            grade_id = cells.grade_id(cell)
             if grade_id:
                 order[(path.stem, grade_id)] = index
     return order
@@ -82,7 +82,7 @@ def _secrets(course, assignment):
     lines = set()
     for path in course.path("source", assignment=assignment).glob("*.ipynb"):
         for cell in nbformat.read(path, as_version=4).cells:
-            lines.update(line for line in hidden_lines(cell) if len(line) >= MIN_QUOTED)
+            lines.update(line for line in cells.hidden_lines(cell, course.config) if len(line) >= MIN_QUOTED)
     return lines
 
 
@@ -96,8 +96,7 @@ def common_failures(course, assignment, students):
         for path in sorted(folder.glob("*.ipynb")) if folder.is_dir() else []:
             nb = nbformat.read(path, as_version=4)
             for cell in nb.cells:
-                meta = cell.get("metadata", {}).get("nbgrader", {})
-                if not (meta.get("grade") and cell.cell_type == "code"):
+                if not (cells.is_grade(cell) and cell.cell_type == "code"):
                     continue
                 for output in cell.get("outputs", []):
                     if output.get("output_type") != "error":
@@ -108,7 +107,7 @@ def common_failures(course, assignment, students):
                         message = REDACTED
                     if output.get("ename") in NOT_ATTEMPTED:
                         break  # the stub was left as handed out: counted apart, not a failure worth a TA's look
-                    counter[(path.stem, meta.get("grade_id"), f"{output.get('ename')}: {message}".rstrip(": "))] += 1
+                    counter[(path.stem, cells.grade_id(cell), f"{output.get('ename')}: {message}".rstrip(": "))] += 1
                     break
     return [(count, *key) for key, count in counter.most_common(TOP_FAILURES)]
 
@@ -267,7 +266,8 @@ def write_report(course, assignment):
     if (out / "similarity.html").is_file():
         parts.append("<p>Answers that look alike: <a href='similarity.html'>similarity report</a>.</p>")
     values = list(totals.values())
-    parts.append("<h2>Total scores</h2>" + ("<p>Scores so far: grades awaiting manual grading are not counted.</p>" if queue else "") + _table(
+    so_far = "<p>Scores so far: grades awaiting manual grading are not counted.</p>" if queue else ""
+    parts.append("<h2>Total scores</h2>" + so_far + _table(
         ["mean", "median", "min", "max", "out of"],
         [[f"{statistics.mean(values):.1f}", f"{statistics.median(values):.1f}", f"{min(values):g}", f"{max(values):g}", f"{max_total:g}"]]))
     parts.append("<img src='total_scores.png' alt='histogram of total scores'>")
@@ -322,7 +322,6 @@ def write_report(course, assignment):
     style = ("<style>body{font-family:sans-serif;max-width:1100px;margin:auto}table{border-collapse:collapse;margin:1em 0}"
              "td,th{border:1px solid #ccc;padding:3px 8px;text-align:left;vertical-align:top}.warn{color:#c62828;font-weight:bold}"
              ".pending{color:#6d4c41;font-weight:bold}</style>")
-    export_grades(course, out / "grades.csv", [assignment], allow_pending=True)
     parts.append("<p>Grades for the LMS gradebook: <a href='grades.csv'>grades.csv</a>"
                  + (" (pending grades read PENDING: not ready for the LMS yet)" if queue else "") + ".</p>")
     path = out / "index.html"

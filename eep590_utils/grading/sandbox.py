@@ -100,3 +100,29 @@ class Sandbox:
             args += [how, path, path]
         args += ["--chdir", self.workdir, "--"]
         return args + list(argv)
+
+
+def sandbox_readonly_paths():
+    """What a kernel may read besides Python itself: the course package, the data and the data cache."""
+    import eep590_utils
+    from eep590_utils import data
+
+    paths = [os.path.dirname(os.path.abspath(eep590_utils.__file__)), str(data.cache_dir())]
+    paths += [str(p) for p in data.data_dirs() if Path(p).resolve() != Path.cwd().resolve()]
+    # both the path as given (a symlink, say ../shared) and where it really is
+    found = {os.path.abspath(p) for p in paths if os.path.exists(p)} | {os.path.realpath(p) for p in paths if os.path.exists(p)}
+    return sorted(found)
+
+
+def kernel_data_env():
+    """Environment the kernel needs to find the data the grader can see."""
+    from eep590_utils import data
+
+    env = {"EEP590_CACHE": str(data.cache_dir())}
+    if os.environ.get("EEP590_DATA"):
+        env["EEP590_DATA"] = os.path.abspath(os.environ["EEP590_DATA"])
+    else:
+        found = [p for p in data.data_dirs() if Path(p).resolve() != Path(data.cache_dir()).resolve()]
+        if found:  # e.g. the grader's ./data: the kernel runs elsewhere
+            env["EEP590_DATA"] = str(Path(found[0]).resolve())
+    return env

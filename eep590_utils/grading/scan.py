@@ -8,6 +8,8 @@ import ast
 
 import eep590_utils
 
+from . import cells
+
 WATCHED_MODULES = {"np", "numpy", "torch", "F", "nn", "eep590_utils", "math", "builtins", "random", "os", "sys"}
 PROTECTED_NAMES = set(eep590_utils.__all__) | {"print", "open", "isinstance", "len", "float", "int", "abs", "round"}
 FRAME_ATTRS = {"_getframe", "f_back", "f_locals", "f_globals", "currentframe", "getouterframes"}
@@ -139,9 +141,8 @@ def scan_notebook(nb, given_sources=()):
     for index, cell in enumerate(nb.cells):
         if cell.cell_type != "code" or cell.source.strip() in given:
             continue
-        meta = cell.get("metadata", {}).get("nbgrader", {})
-        if meta.get("locked") and not meta.get("solution"):
+        if cells.is_locked(cell):
             continue  # locked cells are restored from the gradebook before they run
         for reason, line, code in scan_source(cell.source):
-            found.append({"cell": index, "grade_id": meta.get("grade_id"), "reason": reason, "line": line, "code": code})
+            found.append({"cell": index, "grade_id": cells.grade_id(cell), "reason": reason, "line": line, "code": code})
     return found

@@ -16,7 +16,6 @@ Whatever a submission folder holds, staging reads it as data and never lets it a
 import os
 import re
 import shutil
-import stat
 from pathlib import Path
 
 import nbformat
@@ -24,75 +23,10 @@ from nbgrader.converters import Autograde
 from nbgrader.converters.base import BaseConverter
 from nbgrader.utils import capture_log, temp_attrs
 
+from .cells import nbgrader_meta
+from .files import MAX_FILE_BYTES, MAX_SUBMISSION_BYTES, _special_kind, copy_tree_safely  # noqa: F401
 from .records import CORRUPT, FAILED, GRADED, MISSING
 from .scan import scan_notebook
-
-MAX_FILE_BYTES = 256 * 2**20  # one file of a submission (datasets live in the data folders, not here)
-MAX_SUBMISSION_BYTES = 1024 * 2**20  # all the files of one submission
-
-
-def copy_tree_safely(src, dest, skip_notebooks=False, ignore=(".ipynb_checkpoints",)):
-    """Copy the regular files and folders under ``src`` to ``dest`` without following any link.
-
-    Returns ``[(relative path, what it is)]`` for what was skipped: symlinks, FIFOs, sockets, devices,
-    files over :data:`MAX_FILE_BYTES`, and everything past :data:`MAX_SUBMISSION_BYTES` in all.
-    """
-    src, dest = Path(src), Path(dest)
-    dest.mkdir(parents=True, exist_ok=True)
-    skipped, total = [], 0
-    for folder, dirs, files in os.walk(src, followlinks=False):
-        rel = Path(folder).relative_to(src)
-        for name in sorted(dirs):
-            path = Path(folder) / name
-            if name in ignore:
-                dirs.remove(name)
-            elif path.is_symlink():
-                dirs.remove(name)
-                skipped.append([str(rel / name), "a symbolic link"])
-            else:
-                (dest / rel / name).mkdir(exist_ok=True)
-        for name in sorted(files):
-            path, target = Path(folder) / name, dest / rel / name
-            info = os.lstat(path)
-            kind = _special_kind(info.st_mode)
-            if kind:
-                skipped.append([str(rel / name), kind])
-            elif skip_notebooks and name.endswith(".ipynb"):
-                continue
-            elif info.st_size > MAX_FILE_BYTES:
-                skipped.append([str(rel / name), f"a file of {info.st_size / 2**20:.0f} MiB (over {MAX_FILE_BYTES // 2**20} MiB)"])
-            elif total + info.st_size > MAX_SUBMISSION_BYTES:
-                skipped.append([str(rel / name), f"past the {MAX_SUBMISSION_BYTES // 2**20} MiB a submission may hold"])
-            else:
-                total += info.st_size
-                _copy_regular_file(path, target)
-    return skipped
-
-
-def _special_kind(mode):
-    if stat.S_ISLNK(mode):
-        return "a symbolic link"
-    if stat.S_ISFIFO(mode):
-        return "a FIFO"
-    if stat.S_ISSOCK(mode):
-        return "a socket"
-    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "a device"
-    if not stat.S_ISREG(mode):
-        return "not a regular file"
-    return None
-
-
-def _copy_regular_file(path, target):
-    """Copy one file opened with O_NOFOLLOW (a file swapped for a link since lstat is not followed)."""
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_NONBLOCK", 0))
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return
-        with os.fdopen(fd, "rb", closefd=False) as source, open(target, "wb") as out:
-            shutil.copyfileobj(source, out)
-    finally:
-        os.close(fd)
 
 
 def read_submitted_notebook(path):
@@ -124,12 +58,6 @@ def read_submitted_notebook(path):
         if cell.get("cell_type") == "code" and not isinstance(cell.get("outputs", []), list):
             cell["outputs"] = []
     return nb
-
-
-def nbgrader_meta(cell):
-    """A cell's nbgrader metadata, or ``{}`` when it has none or it is not a mapping."""
-    meta = cell.get("metadata", {}).get("nbgrader", {}) if isinstance(cell.get("metadata"), dict) else {}
-    return meta if isinstance(meta, dict) else {}
 
 
 def repair_metadata(nb, release_ids=()):

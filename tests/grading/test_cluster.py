@@ -22,8 +22,8 @@ os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 ray = pytest.importorskip("ray")
 from ray.cluster_utils import Cluster  # noqa: E402
 
-from eep590_utils.grading.cli import build_parser  # noqa: E402
 from eep590_utils.grading.autograde import GRADED, UNGRADED, autograde  # noqa: E402
+from eep590_utils.grading.cli import build_parser  # noqa: E402
 from eep590_utils.grading.cluster import RayCluster, grade_on_worker, make_cluster  # noqa: E402
 from eep590_utils.grading.course import Course  # noqa: E402
 from eep590_utils.grading.execute import Limits  # noqa: E402

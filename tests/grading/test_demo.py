@@ -10,12 +10,12 @@ import sys
 import nbformat
 import pytest
 from conftest import REPO
+from sample_class import build_samples
 
 from eep590_utils.grading.course import Course
 from eep590_utils.grading.demo import run_demo
-from eep590_utils.grading.report import score_rows
 from eep590_utils.grading.release import secret_lines
-from eep590_utils.grading.samples import build_samples
+from eep590_utils.grading.report import score_rows
 from eep590_utils.grading.sandbox import bwrap_path
 
 pytestmark = pytest.mark.slow  # grades notebooks: kernels, nbgrader, seconds each
@@ -63,7 +63,7 @@ def test_samples_are_in_sync_with_hw1():
         for name, nb in files.items():
             text = (REPO / "samples" / "hw1" / student / name).read_text()
             expected = nb if isinstance(nb, str) else nbformat.writes(nb)
-            assert text.strip() == expected.strip(), f"samples/hw1/{student}/{name} is stale: run python -m eep590_utils.grading.samples"
+            assert text.strip() == expected.strip(), f"samples/hw1/{student}/{name} is stale: run python tests/sample_class.py"
 
 
 @pytest.fixture(scope="module")

@@ -115,7 +115,8 @@ def test_sandbox_tmp_is_bounded(tmp_path):
 
 @needs_sandbox
 def test_memory_held_in_tmp_counts_against_the_memory_limit(tmp_path):
-    fill = "data = b'x' * 2**20\nwith open('/tmp/fill', 'wb') as f:\n    for _ in range(300):\n        f.write(data)\nimport time; time.sleep(3)"
+    fill = ("data = b'x' * 2**20\nwith open('/tmp/fill', 'wb') as f:\n    for _ in range(300):\n        f.write(data)\n"
+            "import time; time.sleep(3)")
     result = _run(tmp_path, [fill, "print('after')"], cell_timeout=60, notebook_timeout=120,
                   memory_bytes=256 * 2**20, tmp_bytes=512 * 2**20)
     assert _errors(result.notebook.cells[0]) == ["MemoryLimitError"]

@@ -32,7 +32,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from toy_course import WRITTEN_ID, make_toy_course, solved, submit  # noqa: E402
 
 BIN = Path(sys.executable).parent
-CHROMIUM = next((p for p in (shutil.which("chromium"), "/usr/bin/chromium", shutil.which("chromium-browser")) if p and Path(p).exists()), None)
+CHROMIUM = next((p for p in (shutil.which("chromium"), "/usr/bin/chromium", shutil.which("chromium-browser"))
+                 if p and Path(p).exists()), None)
 ANSWER = "Order does not matter when counting: DEMO STUDENT ANSWER."
 COMMENT = "Right idea; cite commutativity of counting. FORMGRADER COMMENT"
 

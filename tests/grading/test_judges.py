@@ -16,7 +16,7 @@ from eep590_utils.grading.autograde import autograde
 from eep590_utils.grading.course import Course
 from eep590_utils.grading.execute import Limits
 from eep590_utils.grading.feedback import generate_feedback
-from eep590_utils.grading.judge import Fail, ProbeError, Score, Remote, Student, StudentError, load_judges, verdict
+from eep590_utils.grading.judge import Fail, ProbeError, Remote, Score, Student, StudentError, load_judges, verdict
 from eep590_utils.grading.release import release
 from eep590_utils.grading.sandbox import bwrap_path
 

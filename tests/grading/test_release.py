@@ -314,9 +314,10 @@ def test_no_secret_line_reaches_the_release(path):
 
 
 def test_a_judges_file_in_the_release_is_a_leak(tmp_path):
+    from toy_course import make_toy_course
+
     from eep590_utils.grading.course import Course
     from eep590_utils.grading.release import check_release, judge_leaks, release
-    from toy_course import make_toy_course
 
     root = make_toy_course(tmp_path / "course")
     course = Course(root)

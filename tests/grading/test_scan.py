@@ -12,8 +12,8 @@ from pathlib import Path
 import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+from sample_class import HOSTILE_CROSS_CORR, solve
 
-from eep590_utils.grading.samples import HOSTILE_CROSS_CORR, solve
 from eep590_utils.grading.scan import scan_notebook, scan_source
 
 sys.path.insert(0, str(Path(__file__).parent))

@@ -36,7 +36,8 @@ def toy_source_notebook():
         new_code_cell("def mul(a, b):\n    ### BEGIN SOLUTION\n    return a * b\n    ### END SOLUTION",
                       metadata=_meta("mul", solution=True)),
         new_code_cell("check_close(mul(2, 3), 6, name='mul(2, 3)')", metadata=_meta("mul_visible", grade=True, locked=True, points=1)),
-        new_markdown_cell("Why is addition commutative? (2 points)\n\n=== BEGIN MARK SCHEME ===\nModel answer: SECRET RUBRIC TEXT\n=== END MARK SCHEME ===",
+        new_markdown_cell("Why is addition commutative? (2 points)\n\n"
+                          "=== BEGIN MARK SCHEME ===\nModel answer: SECRET RUBRIC TEXT\n=== END MARK SCHEME ===",
                           metadata=_meta("why_commutative_question", task=True, locked=True, points=0)),
         new_markdown_cell(MODEL_ANSWER, metadata=_meta(WRITTEN_ID, grade=True, solution=True, points=2)),
     ]

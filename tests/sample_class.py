@@ -19,17 +19,17 @@ Students, and what each should get:
   Test cells are decided by judges outside the kernel (:mod:`.judge`), so every attack fails: it scores
   exactly what its wrong answers are worth.
 
-``python -m eep590_utils.grading.samples`` rewrites ``samples/hw1`` (a test checks it is in sync).
+``python tests/sample_class.py`` rewrites ``samples/hw1`` (a test checks it is in sync).
 """
 import copy
-import re
 import shutil
 import sys
 from pathlib import Path
 
 import nbformat
 
-SOLUTION_REGION = re.compile(r"[ \t]*#+\s*BEGIN SOLUTION.*?\n(.*?)[ \t]*#+\s*END SOLUTION[^\n]*\n?", re.S)
+from eep590_utils.grading import cells
+
 WRITTEN_ANSWER = "A sample answer written for the demo: the TA grades this cell by hand with the rubric."
 
 
@@ -37,9 +37,8 @@ def solution_sources(source_nb):
     """``{grade_id: source}`` of the solution cells with their solution regions unwrapped."""
     found = {}
     for cell in source_nb.cells:
-        meta = cell.get("metadata", {}).get("nbgrader", {})
-        if meta.get("solution") and cell.cell_type == "code":
-            found[meta["grade_id"]] = SOLUTION_REGION.sub(lambda m: m.group(1), cell.source)
+        if cells.is_solution(cell) and cell.cell_type == "code":
+            found[cells.grade_id(cell)] = cells.solution_body(cell.source)
     return found
 
 
@@ -48,7 +47,7 @@ def solve(release_nb, source_nb):
     nb = copy.deepcopy(release_nb)
     solutions = solution_sources(source_nb)
     for cell in nb.cells:
-        grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+        grade_id = cells.grade_id(cell)
         if grade_id in solutions:
             cell.source = solutions[grade_id]
         elif cell.cell_type == "markdown" and cell.source.strip() == "YOUR ANSWER HERE":
@@ -58,7 +57,7 @@ def solve(release_nb, source_nb):
 
 def _cell(nb, grade_id):
     for cell in nb.cells:
-        if cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") == grade_id:
+        if cells.grade_id(cell) == grade_id:
             return cell
     raise KeyError(f"no cell {grade_id!r} in the notebook: the samples need updating for the new hw1")
 
@@ -195,7 +194,8 @@ def build_samples(source_dir, release_dir):
     samples = {"perfect": files(solved), "blank": files(release)}
     samples["partial_conv"] = files({**solved,
                                      "cross_correlation": _mutated(solved["cross_correlation"], [("cross_corr_2d", FLIPPED_KERNEL)]),
-                                     "batchnorm_dropout": _mutated(solved["batchnorm_dropout"], [("batchnorm_forward", UNBIASED_VARIANCE)])})
+                                     "batchnorm_dropout": _mutated(solved["batchnorm_dropout"],
+                                                                   [("batchnorm_forward", UNBIASED_VARIANCE)])})
     samples["partial_dropout"] = files({**solved,
                                         "batchnorm_dropout": _mutated(solved["batchnorm_dropout"], [("dropout_forward", UNSCALED_DROPOUT)]),
                                         "warmup": _mutated(solved["warmup"], [("lr_curve_labels", SWAPPED_LABELS)])})
@@ -206,7 +206,7 @@ def build_samples(source_dir, release_dir):
     samples["endless"] = files({**solved, "batchnorm_dropout": _mutated(solved["batchnorm_dropout"], [("dropout_backward", ENDLESS)])})
     hostile = copy.deepcopy(solved["cross_correlation"])
     _cell(hostile, "cross_corr_2d").source = HOSTILE_CROSS_CORR.strip() + "\n"
-    test_cells = [c for c in hostile.cells if c.get("metadata", {}).get("nbgrader", {}).get("grade") and c.cell_type == "code"]
+    test_cells = [c for c in hostile.cells if cells.is_test(c)]
     test_cells[0].source = "pass  # this test always passes now"
     hostile.cells.remove(test_cells[1])
     hostile_dropout = _mutated(solved["batchnorm_dropout"], [("dropout_forward", UNSCALED_DROPOUT + HOSTILE_DROPOUT)])
@@ -232,7 +232,7 @@ def write_samples(samples, dest):
 
 
 def main(argv=None):
-    from .course import Course
+    from eep590_utils.grading.course import Course
 
     course = Course()
     write_samples(build_samples(course.path("source", assignment="hw1"), course.path("release", assignment="hw1")),
