@@ -52,6 +52,7 @@ if os.environ.get("EEP590_ALLOW_PLAIN_AUTOGRADE") != "1":
     c.Autograde.autograde_preprocessors = [JudgesRequired] + list(
         _Autograde.class_traits()["autograde_preprocessors"].default())
 # Grading limits (eep590 autograde; defaults and meanings in eep590_utils/grading/settings.py): wall time per
-# notebook, resident memory per kernel, disk written and processes per notebook, parallel workers (0 = cores).
-for _name in ("notebook_timeout", "memory_limit_mb", "disk_limit_mb", "max_processes", "workers"):
+# notebook, resident memory per kernel, disk written and processes per notebook, parallel workers (0 = cores),
+# warm kernels (1: forked from a sandboxed zygote that imported numpy/torch/matplotlib/eep590_utils once).
+for _name in ("notebook_timeout", "memory_limit_mb", "disk_limit_mb", "max_processes", "workers", "warm_kernels"):
     setattr(c.GradingLimits, _name, from_env(_name))

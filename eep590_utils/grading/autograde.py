@@ -47,7 +47,7 @@ from . import cells
 from .course import CourseError
 from .execute import CANCEL, VERDICT, Cancelled, GraderFault, kill_all_kernels  # noqa: F401
 from .flags import flag_in_gradebook
-from .jobs import GRADER_RETRIES, make_job, run_with_retries  # noqa: F401
+from .jobs import GRADER_RETRIES, close_zygotes, make_job, run_with_retries  # noqa: F401
 from .judge import judges_path, load_judges_source
 from .records import FAILED, GRADED, UNGRADED, NotebookRecord, StudentRecord, load_records, records_dir, write_record  # noqa: F401
 from .sandbox import bwrap_path, kernel_data_env, sandbox_readonly_paths  # noqa: F401
@@ -173,7 +173,7 @@ def default_workers():
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
 
 
-TEMP_PREFIXES = ("eep590-work-", "eep590-kernel-")
+TEMP_PREFIXES = ("eep590-work-", "eep590-kernel-", "eep590-pool-")
 
 
 def remove_stale_folders(course):
@@ -276,7 +276,11 @@ def autograde(course, assignment, students=None, workers=None, limits=None, sand
             if not any(j[0] == student for j in jobs):
                 write_record(course, records[student])
         warm_data_cache(course, assignment)
-        _execute_and_score(course, assignment, jobs, records, workers, limits, sandboxed, echo, seed, cluster, judges)
+        try:
+            _execute_and_score(course, assignment, jobs, records, workers, limits, sandboxed, echo, seed, cluster,
+                               judges)
+        finally:
+            close_zygotes()  # the warm kernels' zygotes of this run (their pools removed)
     flag_in_gradebook(course, assignment, records)  # formgrader's "Flagged?" column shows the kit's flags
     echo(f"autograded {len(students)} submission(s) of {assignment}, {len(jobs)} notebook(s) in "
          f"{time.monotonic() - started:.1f} s with {workers} worker(s)" + ("" if sandboxed else " (UNSANDBOXED)"))

@@ -26,6 +26,7 @@ from traitlets import List
 from . import cells
 from .sandbox import Sandbox
 from .settings import Limits
+from .zygote import make_kernel_manager_class
 
 GiB = 2**30
 
@@ -269,7 +270,7 @@ class NotebookRunner:
     """
 
     def __init__(self, nb, workdir, limits=None, sandbox_readonly=(), use_sandbox=True, env=None, threads=1,
-                 fresh_checks=True, judges=None, seed=0, gpu=False):
+                 fresh_checks=True, judges=None, seed=0, gpu=False, zygote=None):
         self.fresh_checks = fresh_checks  # test cells get eep590_utils' checks afresh (see FRESH_CHECKS)
         self.judges = dict(judges or {})  # grade_id -> judge: that test cell is judged outside the kernel
         self.seed = seed  # the run's seed: every judge draws its inputs from it
@@ -283,9 +284,13 @@ class NotebookRunner:
         if gpu and os.environ.get("CUDA_VISIBLE_DEVICES") is not None:  # e.g. the GPU Ray gave this task
             self.env["CUDA_VISIBLE_DEVICES"] = os.environ["CUDA_VISIBLE_DEVICES"]
         self.result = ExecutionResult(notebook=nb)
+        # warm kernels (grading/zygote.py): forked by a sandboxed zygote, which needs the working copy under its pool
+        usable = zygote is not None and use_sandbox and not gpu and zygote.holds(self.workdir)
+        self.zygote = zygote if usable else None
 
     def run(self):
-        with tempfile.TemporaryDirectory(prefix=f"eep590-kernel-{os.getpid()}-") as ipc:
+        pool = self.zygote.pool if self.zygote else None
+        with tempfile.TemporaryDirectory(prefix=f"eep590-kernel-{os.getpid()}-", dir=pool) as ipc:
             # the kernel's matplotlib/ipython state lives in its private folder (once, not per restart)
             self.env.setdefault("MPLCONFIGDIR", _matplotlib_cache_copy(os.path.join(ipc, "mpl")))
             self.env.setdefault("IPYTHONDIR", os.path.join(ipc, "ipython"))
@@ -297,14 +302,20 @@ class NotebookRunner:
         """A new kernel manager and client; each kernel (first or restarted) gets fresh sockets."""
         sockets = os.path.join(ipc, f"kernel{session}")
         os.makedirs(sockets)
-        km = SandboxedKernelManager(
+        manager = make_kernel_manager_class() if self.zygote else SandboxedKernelManager
+        km = manager(
             kernel_name="python3",
             transport="ipc",
             ip=os.path.join(sockets, "k"),
             connection_file=os.path.join(sockets, "kernel.json"),
         )
         prefix = _rlimit_prefix(self.limits)
-        if self.use_sandbox:
+        if self.zygote:  # the zygote's own sandbox, then a fresh namespace per kernel (no bwrap, no prlimit)
+            km.zygote = self.zygote
+            km.spawn_options = {"bind": [self.workdir, ipc], "tmp_bytes": self.limits.tmp_bytes,
+                                "fsize": self.limits.disk_bytes}
+            prefix = []
+        elif self.use_sandbox:
             sandbox = Sandbox(self.workdir, readonly=self.sandbox_readonly, writable=[ipc], tmp_bytes=self.limits.tmp_bytes,
                               gpu=self.gpu)
             prefix = prefix + sandbox.wrap([])

@@ -7,8 +7,10 @@ directory, so a worker needs only the course package and the data. :func:`run_jo
 way everywhere: a private working copy, the kernel in bubblewrap under the limits, the test cells judged
 outside the kernel.
 """
+import atexit
 import os
 import tempfile
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,8 +19,9 @@ import nbformat
 from .execute import CANCEL, Cancelled, GraderFault, NotebookRunner
 from .files import copy_tree_safely
 from .judge import judges_path, load_judges_source
-from .sandbox import kernel_data_env, sandbox_readonly_paths
+from .sandbox import bwrap_path, kernel_data_env, sandbox_readonly_paths
 from .settings import Limits
+from .zygote import Zygote, ZygoteError
 
 GRADER_RETRIES = 2  # a notebook whose run failed for the grader's reasons is run again this many times
 GPU_METADATA = "eep590"  # notebook metadata {"eep590": {"gpu": true}}: grade it where a GPU is
@@ -66,11 +69,51 @@ def make_job(course, assignment, student, notebook, limits, sandboxed, seed, thr
                        needs_gpu=needs_gpu(nbformat.reads(text, as_version=4)))
 
 
+_ZYGOTES = {}  # (threads, readonly paths, environment) -> Zygote: one per kind of kernel, shared by the workers
+_ZYGOTES_LOCK = threading.Lock()
+
+
+def warm_zygote(threads, readonly, env):
+    """A running :class:`Zygote` for kernels of this kind (started, or restarted after it died), or None
+    when none can start (then kernels start cold, as before)."""
+    from .execute import _matplotlib_cache_copy, kernel_env
+
+    key = (threads, tuple(readonly), tuple(sorted(env.items())))
+    with _ZYGOTES_LOCK:
+        zygote = _ZYGOTES.get(key)
+        if zygote is not None and zygote.alive:
+            return zygote
+        if zygote is not None:
+            zygote.close()
+        pool = tempfile.mkdtemp(prefix=f"eep590-pool-{os.getpid()}-")
+        zygote_env = dict(kernel_env(env, threads), MPLCONFIGDIR=_matplotlib_cache_copy(os.path.join(pool, "mpl")))
+        try:
+            _ZYGOTES[key] = Zygote(pool, list(readonly), zygote_env)
+        except (ZygoteError, OSError):
+            _ZYGOTES.pop(key, None)
+            return None
+        return _ZYGOTES[key]
+
+
+@atexit.register
+def close_zygotes():
+    """Stop every zygote of this process (autograde calls it at the end of a run; atexit on a worker)."""
+    with _ZYGOTES_LOCK:
+        zygotes = list(_ZYGOTES.values())
+        _ZYGOTES.clear()
+    for zygote in zygotes:
+        zygote.close()
+
+
 def run_job(job):
     """Run one job here; return its ExecutionResult (raises GraderFault when no kernel starts)."""
     nb = nbformat.reads(job.notebook_json, as_version=4)
     judges = load_judges_source(job.judges_source, f"judges/{job.notebook}.py")
-    with tempfile.TemporaryDirectory(prefix=f"eep590-work-{os.getpid()}-") as tmp:
+    readonly, env = sandbox_readonly_paths(), kernel_data_env()
+    zygote = None
+    if job.limits.warm_kernels and job.sandboxed and not job.needs_gpu and bwrap_path():
+        zygote = warm_zygote(job.threads, readonly, env)
+    with tempfile.TemporaryDirectory(prefix=f"eep590-work-{os.getpid()}-", dir=zygote.pool if zygote else None) as tmp:
         incoming = Path(tmp) / "incoming"
         for rel, data in job.files.items():
             target = incoming / rel
@@ -80,9 +123,9 @@ def run_job(job):
             target.write_bytes(data)
         workdir = Path(tmp) / "submission"
         copy_tree_safely(incoming, workdir) if incoming.exists() else workdir.mkdir()
-        runner = NotebookRunner(nb, workdir, limits=job.limits, sandbox_readonly=sandbox_readonly_paths(),
-                                use_sandbox=job.sandboxed, env=kernel_data_env(), threads=job.threads,
-                                judges=judges, seed=job.seed, gpu=job.needs_gpu)
+        runner = NotebookRunner(nb, workdir, limits=job.limits, sandbox_readonly=readonly,
+                                use_sandbox=job.sandboxed, env=env, threads=job.threads,
+                                judges=judges, seed=job.seed, gpu=job.needs_gpu, zygote=zygote)
         return runner.run()
 
 

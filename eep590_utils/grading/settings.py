@@ -34,6 +34,8 @@ SETTINGS: dict[str, Setting] = {
     "disk_limit_mb": Setting(1024, "EEP590_DISK_LIMIT_MB", "MiB one notebook may write into its working copy"),
     "max_processes": Setting(64, "EEP590_MAX_PROCESSES", "processes one kernel may have alive at once"),
     "workers": Setting(0, "EEP590_WORKERS", "notebooks graded at once; 0 means the number of cores"),
+    "warm_kernels": Setting(1, "EEP590_WARM_KERNELS", "1: fork each sandboxed kernel from a warm zygote that "
+                            "imported the course's modules once (grading/zygote.py); 0: start every kernel cold"),
 }
 
 
@@ -70,6 +72,7 @@ class Limits:
     max_processes: int = _default("max_processes")  # processes the kernel may have alive at once
     start_timeout: float = 120.0  # seconds a kernel may take to start; never taken from a cell's budget
     start_attempts: int = 3  # a kernel that fails to start is retried; then the notebook is left ungraded
+    warm_kernels: bool = bool(_default("warm_kernels"))  # fork kernels from a warm zygote (sandboxed runs only)
 
     def __post_init__(self) -> None:
         for name in ("cell_timeout", "notebook_timeout", "memory_bytes", "disk_bytes", "tmp_bytes",
@@ -87,6 +90,7 @@ class GradingLimits(Configurable):
     disk_limit_mb = Integer(_default("disk_limit_mb"), help=SETTINGS["disk_limit_mb"].help).tag(config=True)
     max_processes = Integer(_default("max_processes"), help=SETTINGS["max_processes"].help).tag(config=True)
     workers = Integer(_default("workers"), help=SETTINGS["workers"].help).tag(config=True)
+    warm_kernels = Integer(_default("warm_kernels"), help=SETTINGS["warm_kernels"].help).tag(config=True)
     ray_address = Unicode("", help="Run the execute phase on this Ray cluster ('auto', 'host:port', "
                           "'ray://host:10001' or 'local'); '' means this machine's threads").tag(config=True)
 
@@ -104,4 +108,5 @@ def configured_limits(course: Any, cell_timeout: float | None = None, notebook_t
                   notebook_timeout=float(pick(notebook_timeout, conf.notebook_timeout)),
                   memory_bytes=int(pick(memory_limit_mb, conf.memory_limit_mb)) * MiB,
                   disk_bytes=int(conf.disk_limit_mb) * MiB,
-                  max_processes=int(conf.max_processes))
+                  max_processes=int(conf.max_processes),
+                  warm_kernels=bool(conf.warm_kernels))

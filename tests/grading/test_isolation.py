@@ -158,6 +158,7 @@ def test_postgresql_url_as_the_readme_writes_it_gets_the_installed_driver():
 
 def test_a_notebook_the_grader_cannot_run_is_ungraded_not_zero(tmp_path, monkeypatch):
     from eep590_utils.grading import autograde as autograde_module
+    from eep590_utils.grading import jobs as jobs_module
     from eep590_utils.grading.execute import GraderFault
     from eep590_utils.grading.export import PendingGradesError, export_grades
 
@@ -167,7 +168,7 @@ def test_a_notebook_the_grader_cannot_run_is_ungraded_not_zero(tmp_path, monkeyp
     release_nb = nbformat.read(root / "release" / "toy" / "toy.ipynb", as_version=4)
     submit(root, "alice", solved(release_nb))
     submit(root, "bob", solved(release_nb))
-    real, attempts = autograde_module.run_job, []
+    real, attempts = jobs_module.run_job, []
 
     def flaky(job):
         if job.student == "bob":
@@ -175,7 +176,7 @@ def test_a_notebook_the_grader_cannot_run_is_ungraded_not_zero(tmp_path, monkeyp
             raise GraderFault("the kernel did not start in 3 attempts (Kernel didn't respond in 120 seconds)")
         return real(job)
 
-    monkeypatch.setattr(autograde_module, "run_job", flaky)
+    monkeypatch.setattr(jobs_module, "run_job", flaky)
     records = autograde(course, "toy", workers=2, limits=LIMITS, echo=lambda *_: None, sandbox=bwrap_path() is not None)
     assert len(attempts) == 1 + autograde_module.GRADER_RETRIES
     assert records["alice"].final and records["alice"].notebooks["toy"].status == "graded"
@@ -184,7 +185,7 @@ def test_a_notebook_the_grader_cannot_run_is_ungraded_not_zero(tmp_path, monkeyp
     with pytest.raises(PendingGradesError, match="toy"):
         export_grades(course, tmp_path / "grades.csv")
     assert not (tmp_path / "grades.csv").exists()
-    monkeypatch.setattr(autograde_module, "run_job", real)
+    monkeypatch.setattr(jobs_module, "run_job", real)
     records = autograde(course, "toy", students=["bob"], workers=1, limits=LIMITS, echo=lambda *_: None,
                         sandbox=bwrap_path() is not None)
     assert records["bob"].final

@@ -1,7 +1,7 @@
 """The grading package's layers (issue: one bottom layer, commands that never import each other).
 
 - bottom: the course, the cell vocabulary, records, settings, safe file copying, gradebook flags, the wire format;
-- tools: the sandbox, the code scan, judges and their kernel-side probe;
+- tools: the sandbox, the warm-kernel zygote, the code scan, judges and their kernel-side probe;
 - commands: one phase or command each, importing only the two layers above;
 - composers: the job a worker runs, autograde's three phases, the cluster, the CLI and the demo.
 """
@@ -12,7 +12,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[2] / "eep590_utils" / "grading"
 BOTTOM = {"course", "cells", "records", "settings", "files", "flags", "wire"}
-TOOLS = {"sandbox", "scan", "judge", "probe"}
+TOOLS = {"sandbox", "scan", "judge", "probe", "zygote"}
 COMMANDS = {"stage", "execute", "release", "collect", "feedback", "report", "export", "similarity"}
 COMPOSERS = {"jobs", "autograde", "cluster", "cli", "demo"}
 ALLOWED = {**{m: BOTTOM for m in BOTTOM}, **{m: BOTTOM | TOOLS for m in TOOLS | COMMANDS}}

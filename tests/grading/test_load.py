@@ -18,6 +18,7 @@ from eep590_utils.grading.course import Course
 from eep590_utils.grading.records import load_records
 from eep590_utils.grading.release import release
 from eep590_utils.grading.sandbox import bwrap_path
+from eep590_utils.grading.zygote import KERNEL_NAME
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_pipeline_toy import postgres  # noqa: E402,F401  (the PostgreSQL fixture)
@@ -53,10 +54,11 @@ def _light_course(root, db_url=None):
 
 def _kernels(driver):
     """The kernel processes under the driver (a kernel's own short-lived children, forked with its command
-    line, e.g. when it probes the network interfaces at start, are not kernels)."""
+    line, e.g. when it probes the network interfaces at start, are not kernels). A warm kernel, forked by
+    the zygote, has the zygote's command line and the name ``eep590-kernel``."""
     try:
-        found = [p for p in driver.children(recursive=True) if "ipykernel_launcher" in " ".join(p.cmdline())
-                 and "bwrap" not in p.name()]
+        found = [p for p in driver.children(recursive=True) if p.name() == KERNEL_NAME
+                 or ("ipykernel_launcher" in " ".join(p.cmdline()) and "bwrap" not in p.name())]
         pids = {p.pid for p in found}
         return [p for p in found if p.ppid() not in pids]
     except psutil.Error:
@@ -105,7 +107,9 @@ def _grades(course):
 
 
 def _leftovers(root, pid):
-    stray = [p for p in psutil.process_iter(["cmdline"]) if f"eep590-kernel-{pid}-" in " ".join(p.info["cmdline"] or [])]
+    stray = [p for p in psutil.process_iter(["cmdline"])
+             if f"eep590-kernel-{pid}-" in " ".join(p.info["cmdline"] or [])  # a cold kernel
+             or f"eep590-pool-{pid}-" in " ".join(p.info["cmdline"] or [])]  # a zygote (and its warm kernels)
     folders = list(Path(root).glob(".eep590-staging-*")) + list(Path(tempfile.gettempdir()).glob(f"eep590-*-{pid}-*"))
     return stray, folders
 
