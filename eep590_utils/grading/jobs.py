@@ -8,7 +8,9 @@ way everywhere: a private working copy, the kernel in bubblewrap under the limit
 outside the kernel.
 """
 import atexit
+import logging
 import os
+import shutil
 import tempfile
 import threading
 from dataclasses import dataclass, field
@@ -23,6 +25,7 @@ from .sandbox import bwrap_path, kernel_data_env, sandbox_readonly_paths
 from .settings import Limits
 from .zygote import Zygote, ZygoteError
 
+log = logging.getLogger("eep590.autograde")
 GRADER_RETRIES = 2  # a notebook whose run failed for the grader's reasons is run again this many times
 GPU_METADATA = "eep590"  # notebook metadata {"eep590": {"gpu": true}}: grade it where a GPU is
 
@@ -71,6 +74,7 @@ def make_job(course, assignment, student, notebook, limits, sandboxed, seed, thr
 
 _ZYGOTES = {}  # (threads, readonly paths, environment) -> Zygote: one per kind of kernel, shared by the workers
 _ZYGOTES_LOCK = threading.Lock()
+_NO_ZYGOTE = {}  # kind of kernel -> why no zygote could start (not tried again until close_zygotes)
 
 
 def warm_zygote(threads, readonly, env):
@@ -80,6 +84,8 @@ def warm_zygote(threads, readonly, env):
 
     key = (threads, tuple(readonly), tuple(sorted(env.items())))
     with _ZYGOTES_LOCK:
+        if key in _NO_ZYGOTE:
+            return None
         zygote = _ZYGOTES.get(key)
         if zygote is not None and zygote.alive:
             return zygote
@@ -89,8 +95,11 @@ def warm_zygote(threads, readonly, env):
         zygote_env = dict(kernel_env(env, threads), MPLCONFIGDIR=_matplotlib_cache_copy(os.path.join(pool, "mpl")))
         try:
             _ZYGOTES[key] = Zygote(pool, list(readonly), zygote_env)
-        except (ZygoteError, OSError):
+        except (ZygoteError, OSError) as error:
             _ZYGOTES.pop(key, None)
+            _NO_ZYGOTE[key] = str(error)
+            shutil.rmtree(pool, ignore_errors=True)
+            log.warning("warm kernels unavailable, starting kernels cold: %s", error)
             return None
         return _ZYGOTES[key]
 
@@ -101,6 +110,7 @@ def close_zygotes():
     with _ZYGOTES_LOCK:
         zygotes = list(_ZYGOTES.values())
         _ZYGOTES.clear()
+        _NO_ZYGOTE.clear()
     for zygote in zygotes:
         zygote.close()
 

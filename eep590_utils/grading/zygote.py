@@ -198,6 +198,32 @@ def _spawn_child(request):
             os._exit(71)
 
 
+def _can_isolate():
+    """Whether a forked child can make its own namespaces here (some systems forbid nested user
+    namespaces): "ok", or the reason. Without it the grader starts kernels cold."""
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read)
+        try:
+            libc = _libc()
+            uid = os.geteuid()
+            _check(libc.unshare(CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC), "unshare")
+            with open("/proc/self/uid_map", "w") as f:
+                f.write(f"{uid} {uid} 1")
+            _mount(libc, None, "/", None, MS_REC | MS_PRIVATE)
+            _mount(libc, "tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "size=64k")
+            os.write(write, b"ok")
+        except BaseException as error:  # noqa: BLE001
+            os.write(write, str(error).encode()[:500])
+        os._exit(0)
+    os.close(write)
+    answer = os.read(read, 1000).decode() or "the test child died"
+    os.close(read)
+    os.waitpid(pid, 0)
+    return answer
+
+
 def serve():
     """The zygote's main loop (``python -m eep590_utils.grading.zygote`` inside the sandbox): preload,
     then one JSON request per line on stdin -> one JSON reply per line on stdout."""
@@ -211,7 +237,7 @@ def serve():
     _libc().prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
     threads = len(os.listdir("/proc/self/task"))
     out = os.fdopen(os.dup(1), "w", buffering=1)
-    out.write(json.dumps({"ready": READY, "threads": threads}) + "\n")
+    out.write(json.dumps({"ready": READY, "threads": threads, "isolation": _can_isolate()}) + "\n")
     stdin = sys.stdin.buffer
     while True:
         while True:  # reap finished children
@@ -287,7 +313,11 @@ class Zygote:
         if READY not in line:
             self.close()
             raise ZygoteError(f"the zygote did not start ({line.strip() or 'no answer'})")
-        self.preload_threads = json.loads(line).get("threads")
+        ready = json.loads(line)
+        self.preload_threads = ready.get("threads")
+        if ready.get("isolation") != "ok":
+            self.close()
+            raise ZygoteError(f"forked kernels cannot be isolated here ({ready.get('isolation')}): kernels start cold")
 
     def _read_line(self, timeout):
         ready, _, _ = select.select([self.process.stdout], [], [], timeout)

@@ -11,6 +11,7 @@ import shutil
 import textwrap
 import threading
 
+import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
@@ -189,3 +190,19 @@ def test_a_warm_kernel_obeys_every_limit(zygote):
     assert nb.cells[6].outputs[0]["text"] == "after all 1\n"
     assert result.restarts == (3 if errors[3] == ["OSError"] else 4)  # a refused write is the student's error
     assert os.path.getsize(os.path.join(workdir, "big.bin")) <= 100 * 2**20
+
+
+def test_where_no_zygote_can_start_kernels_start_cold(monkeypatch):
+    from eep590_utils.grading.zygote import ZygoteError
+
+    def refuse(*args, **kwargs):
+        raise ZygoteError("forked kernels cannot be isolated here (unshare: Operation not permitted)")
+
+    jobs.close_zygotes()
+    monkeypatch.setattr(jobs, "Zygote", refuse)
+    nb = new_notebook(cells=[new_code_cell("import sys\nprint(sys.argv[0].endswith('ipykernel_launcher.py'))")])
+    job = jobs.NotebookJob("alice", "toy", nbformat.writes(nb), limits=LIMITS)
+    result = jobs.run_job(job)
+    assert result.notebook.cells[0].outputs[0]["text"] == "True\n"  # a cold kernel: its own Python, its own argv
+    assert jobs.warm_zygote(1, sandbox_readonly_paths(), kernel_data_env()) is None  # not retried every notebook
+    jobs.close_zygotes()
