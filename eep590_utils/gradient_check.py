@@ -79,7 +79,10 @@ def rel_error(x, y):
     """
     x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
     if x.shape != y.shape:
-        raise ValueError(f"rel_error: shapes differ, {x.shape} vs {y.shape}")
+        raise ValueError(
+            f"rel_error: shapes differ, {x.shape} vs {y.shape}: the two arrays should have the same shape "
+            "(check the shape of your result, e.g. with check_shape, before comparing values)"
+        )
     if x.size == 0:
         return 0.0
     if np.isnan(x).any() or np.isnan(y).any():

@@ -604,7 +604,8 @@ def _check_fits(model, state_dict, metadata, path):
     if unexpected:
         problems.append(f"unexpected keys: {_brief(unexpected)}")
     if mismatched:
-        problems.append("shape mismatches: " + "; ".join(mismatched[:5]) + (f"; ... ({len(mismatched) - 5} more)" if len(mismatched) > 5 else ""))
+        more = f"; ... ({len(mismatched) - 5} more)" if len(mismatched) > 5 else ""
+        problems.append("shape mismatches: " + "; ".join(mismatched[:5]) + more)
     saved_from = metadata.get("architecture") or metadata.get("model_class")
     origin = f" (it was saved from {saved_from})" if saved_from else ""
     raise CheckpointError(

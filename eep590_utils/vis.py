@@ -1,9 +1,12 @@
 """Plotting helpers for the notebooks: image grids, conv filters, feature maps, training curves, confusion matrices.
 
-Every function returns a ``matplotlib.figure.Figure`` and never calls ``plt.show()``:
-leave the figure as the last expression of a notebook cell to see it, or
-``fig.savefig("name.png")``. The figures are closed in pyplot before they are
-returned, so a notebook shows each once and loops do not pile up open figures.
+Every function returns a ``matplotlib.figure.Figure`` and never calls ``plt.show()``.
+In a notebook (the inline backend) the figure appears once whichever usual way the
+cell is written: as its last expression (``plot_training_curves(history)``),
+followed by ``plt.show()``, with a trailing ``;``, or assigned (``fig = ...``, shown
+at the end of the cell like any pyplot figure). Elsewhere (scripts, tests, the Agg
+backend) the figures are closed in pyplot before they are returned, so loops do not
+pile up open figures; ``fig.savefig("name.png")`` saves one.
 Inputs may be NumPy arrays or torch tensors (on any device, with or without grad).
 
 Matplotlib is imported inside the functions, so ``import eep590_utils`` never
@@ -63,17 +66,57 @@ def _check_ncols(ncols):
     return int(ncols)
 
 
+def _inline_backend():
+    """True under IPython's inline backend (``%matplotlib inline``, Jupyter's default)."""
+    import matplotlib
+
+    return "inline" in str(matplotlib.get_backend()).lower()
+
+
+_figure_class = None
+
+
+def _notebook_figure_class():
+    """A Figure subclass that a notebook shows once, whether it is a cell's result or shown by the backend.
+
+    The inline backend shows every figure left open in pyplot at the end of a cell (and on ``plt.show()``), and
+    IPython also shows a figure that is the cell's result: twice. This class, shown as a result, draws itself
+    and closes itself in pyplot first, so the backend does not draw it again.
+    """
+    global _figure_class
+    if _figure_class is None:
+        from matplotlib.figure import Figure
+
+        class NotebookFigure(Figure):
+            def _ipython_display_(self):
+                import base64
+
+                import matplotlib.pyplot as plt
+                from IPython.core.pylabtools import print_figure
+                from IPython.display import display
+
+                plt.close(self)  # the inline backend would show it again at the end of the cell
+                png = print_figure(self, "png", bbox_inches="tight")
+                if png:
+                    display({"image/png": base64.b64encode(png).decode("ascii"), "text/plain": repr(self)},
+                            raw=True)
+
+        _figure_class = NotebookFigure
+    return _figure_class
+
+
 def _new_figure(figsize):
     import matplotlib.pyplot as plt
 
-    return plt.figure(figsize=figsize)
+    return plt.figure(figsize=figsize, FigureClass=_notebook_figure_class())
 
 
 def _finish(fig):
-    """Close ``fig`` in pyplot (it stays usable) so that notebooks do not show it twice."""
+    """Leave ``fig`` open in pyplot under the inline backend (the notebook shows it once); else close it there."""
     import matplotlib.pyplot as plt
 
-    plt.close(fig)
+    if not _inline_backend():
+        plt.close(fig)  # it stays usable (savefig, axes)
     return fig
 
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from eep590_utils import check_close, check_shape, check_type, check_true
+from eep590_utils import check_close, check_shape, check_true, check_type
 
 
 def failure(fn, *args, **kwargs):
@@ -156,3 +156,44 @@ def test_true():
     check_true(True, "never shown")
     check_true(np.all(np.ones(3) > 0), "never shown")
     assert failure(check_true, False, "the loss should decrease") == "the loss should decrease"
+
+
+def test_shape_of_a_scalar_or_none_where_an_array_is_expected():
+    """A scalar (or None wrapped by np.asarray) where an array was expected: say so, not 'shape ()'."""
+    message = failure(check_shape, np.asarray(0.5), (19,), name="y_rect")
+    assert message == "y_rect should be a 1-D array of 19 values (shape (19,)), got a scalar (0.5)"
+    message = failure(check_shape, np.asarray(None), (19,), name="y_rect")
+    assert message.startswith("y_rect should be a 1-D array of 19 values") and "got None" in message
+    message = failure(check_shape, np.float64(2.0), (3, 3), name="y")
+    assert "y should be an array of shape (3, 3), got a scalar (2)" in message
+    message = failure(check_close, 3.0, np.zeros(19), name="y_rect")
+    assert "y_rect should be a 1-D array of 19 values" in message and "got a scalar (3)" in message
+    message = failure(check_close, np.asarray(None), np.zeros(4), name="g")
+    assert "g should be a 1-D array of 4 values" in message and "got None" in message
+
+
+def test_shape_names_swapped_axes():
+    message = failure(check_shape, np.zeros((3, 2, 2, 3)), (3, 2, 3, 2), name="dw")
+    assert message == "dw has shape (3, 2, 2, 3), expected (3, 2, 3, 2): axes 2 and 3 are swapped (height and width?)"
+    message = failure(check_close, np.zeros((2, 3, 1)), np.zeros((3, 2, 1)), name="out")
+    assert "out has shape (2, 3, 1), expected (3, 2, 1): axes 0 and 1 are swapped" in message
+    message = failure(check_shape, np.zeros((4, 2, 3)), (2, 3, 4), name="x")
+    assert "another order" in message
+    assert "(1-D instead of 2-D)" in failure(check_shape, np.zeros(3), (3, 3), name="x")
+
+
+def test_close_max_rel_error_names_the_worst_entry():
+    """The gradient-check mode: relative errors as rel_error measures them, the worst entry named."""
+    numeric = np.linspace(-1.0, 1.0, 12).reshape(3, 4)
+    check_close(numeric * (1 + 1e-9), numeric, "dx", max_rel_error=1e-6)
+    check_close(np.zeros(3), np.full(3, 1e-15), "db", max_rel_error=1e-6)  # below the 1e-8 floor
+    analytic = numeric.copy()
+    analytic[2, 1] *= 1.5
+    analytic[0, 3] *= 1.01
+    message = failure(check_close, analytic, numeric, "dx", max_rel_error=1e-6)
+    assert message.startswith("dx: 2 of 12 entries are wrong (relative error above 1e-06)")
+    assert "the worst at index [2, 1]" in message and "relative error 2.00e-01" in message
+    assert f"is {analytic[2, 1]:.6g} but should be {numeric[2, 1]:.6g}" in message and "off by" in message
+    # The shape is checked first, with both shapes named.
+    message = failure(check_close, np.zeros((4, 3)), numeric, "dx", max_rel_error=1e-6)
+    assert "dx has shape (4, 3), expected (3, 4)" in message

@@ -232,6 +232,8 @@ def test_shape_mismatches_are_rejected():
         grad_check_sparse(lambda v: float(np.sum(v)), np.ones(3), np.ones(2))
     with pytest.raises(ValueError, match=r"shapes differ, \(3,\) vs \(2,\)"):
         rel_error(np.ones(3), np.ones(2))
+    with pytest.raises(ValueError, match=r"should have the same shape \(check the shape of your result"):
+        rel_error(np.ones((3, 2)), np.ones((2, 3)))
 
 
 def test_empty_input_to_sparse_check_is_rejected():

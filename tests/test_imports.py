@@ -12,7 +12,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO
 
 HEAVY = ("torch", "torchvision", "matplotlib")
@@ -92,10 +91,9 @@ def test_train_is_the_function_and_training_the_module():
 
 def test_deprecated_train_module_path_still_imports():
     """Notebooks already handed out import ``from eep590_utils.train import ...``: it keeps working."""
-    from eep590_utils.train import CheckpointError, accuracy, load_checkpoint
-
     import eep590_utils
     import eep590_utils.training
+    from eep590_utils.train import CheckpointError, accuracy, load_checkpoint
 
     assert accuracy is eep590_utils.training.accuracy and load_checkpoint is eep590_utils.load_checkpoint
     assert CheckpointError is eep590_utils.CheckpointError

@@ -6,11 +6,10 @@ import subprocess
 import sys
 
 import pytest
+from conftest import REPO
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
-
-from conftest import REPO
 
 try:
     import tomllib

@@ -343,3 +343,43 @@ def test_importing_the_package_does_not_import_pyplot():
     code = "import sys, eep590_utils; print('matplotlib.pyplot' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert result.stdout.strip() == "False"
+
+
+# ------------------------------------------------------------------------------ in a notebook (inline backend)
+
+NOTEBOOK_STYLES = {
+    "last_expression": "plot_training_curves(HISTORY)",
+    "then_plt_show": "plot_training_curves(HISTORY); plt.show()",
+    "plt_show_on_next_line": "plot_training_curves(HISTORY)\nplt.show()",
+    "semicolon": "plot_training_curves(HISTORY);",
+    "assigned": "fig = plot_training_curves(HISTORY)",
+    "assigned_then_shown": "fig = plot_training_curves(HISTORY)\nfig",
+    "other_helper_then_plt_show": "show_images(np.zeros((2, 8, 8)))\nplt.show()",
+    "confusion_matrix_last": "plot_confusion_matrix(np.eye(3, dtype=int))",
+}
+
+
+@pytest.mark.slow
+def test_notebook_shows_each_figure_exactly_once(monkeypatch):
+    """Executed by a Jupyter kernel with the inline backend: every usual way of writing the cell shows one image."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    monkeypatch.delenv("MPLBACKEND", raising=False)  # the kernel chooses Jupyter's default, the inline backend
+    setup = ("%matplotlib inline\nimport numpy as np\nimport matplotlib.pyplot as plt\n"
+             "from eep590_utils import plot_confusion_matrix, plot_training_curves, show_images\n"
+             f"HISTORY = {HISTORY!r}")
+    cells = [nbformat.v4.new_code_cell(setup)] + [nbformat.v4.new_code_cell(code) for code in NOTEBOOK_STYLES.values()]
+    cells.append(nbformat.v4.new_code_cell("for _ in range(2):\n    plot_training_curves(HISTORY)"))
+    cells.append(nbformat.v4.new_code_cell("len(plt.get_fignums())"))
+    nb = nbformat.v4.new_notebook(cells=cells)
+    NotebookClient(nb, timeout=120, kernel_name="python3").execute()
+
+    def images(cell):
+        return sum("image/png" in output.get("data", {}) for output in cell.outputs)
+
+    assert [o.output_type for o in nb.cells[0].outputs if o.output_type == "error"] == []
+    shown = {style: images(cell) for style, cell in zip(NOTEBOOK_STYLES, nb.cells[1:])}
+    assert shown == {style: 1 for style in NOTEBOOK_STYLES}
+    assert images(nb.cells[-2]) == 2, "a loop of two plots shows two figures"
+    assert nb.cells[-1].outputs[0]["data"]["text/plain"] == "0", "figures left open in pyplot after their cells"

@@ -5,10 +5,12 @@ by its judge in ``source/hw1/judges/`` (outside the student's kernel, on inputs 
 instructor's solution, the generated release, and students with typical mistakes planted in the solution (a
 flipped kernel, a function returning None, an off-by-one output size, the wrong dtype, the unbiased variance,
 the wrong reduction axes, kernels indexed along the wrong axis, test mode normalizing with the batch statistics,
-unscaled dropout, p read as the keep probability, wrong labels and names in the warm-up). The tests prove that
+unscaled dropout, p read as the keep probability, momentum and 1 - momentum swapped in the running averages,
+wrong parameter counts, wrong labels and names in the warm-up). The tests prove that
 the solution scores full marks, the release runs and scores 0, and every mistake loses exactly the points of
 the cells that should catch it while every other cell keeps full marks; that every test cell has a judge and
-every judge a test cell; and that no hidden test is left in the notebooks.
+every judge a test cell; that no hidden test is left in the notebooks; and that the warm-up's figures are
+committed images drawn by its judge file, so no variable in a release says which panel is which.
 """
 import re
 
@@ -24,7 +26,8 @@ HW = "hw1"
 SOURCE = REPO / "source" / HW
 
 # The grade_ids and points of every graded cell (autograded tests and manually graded tasks). Grades are
-# stored by grade_id, so these must stay stable across terms; the points are the handout's.
+# stored by grade_id, so these must stay stable across terms. The totals are the handout's, except that
+# batchnorm_dropout adds Question 6 (5 points: epsilon, a minibatch of one, parameter counts).
 GRADED_CELLS = {
     "warmup": {
         "deep_vs_shallow": 2, "deep_training_optimization": 2, "deep_training_compute_memory": 2,
@@ -47,9 +50,13 @@ GRADED_CELLS = {
         "spatial_batchnorm_forward_train_stats": 2, "spatial_batchnorm_forward_test_mode": 1,
         "spatial_batchnorm_forward_matches_torch": 3, "spatial_batchnorm_backward_gradient_check": 2,
         "spatial_batchnorm_backward_matches_autograd": 2,
+        "bn_epsilon": 1, "bn_batch_of_one": 1, "batchnorm_forward_batch_of_one": 1,
+        "bn_trainable_params_value": 1, "fc_bn_trainable_params_value": 1,
     },
 }
 HANDOUT_POINTS = {"warmup": 25, "cross_correlation": 15, "batchnorm_dropout": 25}
+KIT_POINTS = {"warmup": 25, "cross_correlation": 15, "batchnorm_dropout": 30}  # the title's total
+WRITTEN = {"warmup": 9, "cross_correlation": 0, "batchnorm_dropout": 2}  # written questions per notebook
 NOTEBOOKS = tuple(GRADED_CELLS)
 
 # Mistakes planted into the solution: {student: {notebook: [(grade_id of the cell, old text, new text)]}}.
@@ -59,8 +66,8 @@ MISTAKES = {
             ("cross_corr_2d", "(X[i:i + kh, j:j + kw] * K).sum()", "(X[i:i + kh, j:j + kw] * K.flip(0, 1)).sum()")],
         "batchnorm_dropout": [  # normalizes (and keeps running averages) with the unbiased variance
             ("batchnorm_forward", "var = x.var(axis=0)", "var = x.var(axis=0, ddof=1)")],
-        "warmup": [  # "high" and "optimal" swapped; the wrong activation
-            ("lr_curve_labels", '"B": "optimal", "C": "high"', '"B": "high", "C": "optimal"'),
+        "warmup": [  # "high" and "low" swapped; the wrong activation
+            ("lr_curve_labels", '"A": "high", "B": "low"', '"A": "low", "B": "high"'),
             ("activation_name", 'activation_name = "ELU"', 'activation_name = "Leaky ReLU"')],
     },
     "hw1_mistakes_b": {
@@ -105,6 +112,16 @@ MISTAKES = {
         "warmup": [  # a different activation (SELU is not the plotted ELU)
             ("activation_name", 'activation_name = "ELU"', 'activation_name = "SELU"')],
     },
+    "hw1_mistakes_f": {
+        "batchnorm_dropout": [  # momentum and 1 - momentum swapped in both running averages ...
+            ("batchnorm_forward", "running_mean = momentum * running_mean + (1 - momentum) * mu",
+             "running_mean = (1 - momentum) * running_mean + momentum * mu"),
+            ("batchnorm_forward", "running_var = momentum * running_var + (1 - momentum) * var",
+             "running_var = (1 - momentum) * running_var + momentum * var"),
+            # ... and, independently, the running averages counted as parameters, and the bias left out
+            ("bn_param_counts", "bn_trainable_params = 40 + 40", "bn_trainable_params = 4 * 40"),
+            ("bn_param_counts", "64 * 40 + 40 + bn_trainable_params", "64 * 40 + 80")],
+    },
 }
 
 _BN_FORWARD = {"batchnorm_forward_train_stats", "batchnorm_forward_matches_torch", "batchnorm_running_averages"}
@@ -122,7 +139,8 @@ EXPECTED_ZEROS = {
                               "multi_in_out_example", "multi_in_out_matches_conv2d"},
         # the backward formula assumes the biased variance, so its gradient checks fail too; test mode
         # (normalizing with given running averages) is still right
-        "batchnorm_dropout": _BN_FORWARD | _BN_BACKWARD | _SPATIAL_ALL_BUT_TEST_MODE,
+        # a minibatch of one example: the unbiased variance divides by N - 1 = 0 (NaN)
+        "batchnorm_dropout": _BN_FORWARD | _BN_BACKWARD | _SPATIAL_ALL_BUT_TEST_MODE | {"batchnorm_forward_batch_of_one"},
         "warmup": {"lr_curve_labels_correct", "activation_name_correct"},
     },
     "hw1_mistakes_b": {
@@ -138,14 +156,16 @@ EXPECTED_ZEROS = {
     },
     "hw1_mistakes_c": {
         "cross_correlation": {"strided_output_shape", "strided_fir_example", "strided_matches_conv2d"},
+        # (the unbiased running variance of a minibatch of one example is NaN)
         "batchnorm_dropout": {"batchnorm_running_averages", "spatial_batchnorm_forward_matches_torch",
+                              "batchnorm_forward_batch_of_one",
                               "dropout_backward_gradient_check", "dropout_backward_matches_definition"},
     },
     "hw1_mistakes_d": {
         "cross_correlation": {"cross_corr_2d_keeps_dtype"},
-        "batchnorm_dropout": ({"batchnorm_forward_test_mode", "spatial_batchnorm_forward_test_mode"} | _BN_FORWARD
-                              | _BN_BACKWARD | _SPATIAL_ALL_BUT_TEST_MODE | _DROPOUT_FORWARD
-                              | {"dropout_backward_matches_definition"}),
+        # test mode (with given running averages) is right: only the train branch uses the wrong axis
+        "batchnorm_dropout": (_BN_FORWARD | _BN_BACKWARD | _SPATIAL_ALL_BUT_TEST_MODE | _DROPOUT_FORWARD
+                              | {"batchnorm_forward_batch_of_one", "dropout_backward_matches_definition"}),
     },
     "hw1_mistakes_e": {
         "cross_correlation": {"multi_in_out_example", "multi_in_out_matches_conv2d"},
@@ -153,6 +173,12 @@ EXPECTED_ZEROS = {
         "batchnorm_dropout": {"batchnorm_forward_test_mode", "batchnorm_forward_matches_torch",
                               "spatial_batchnorm_forward_test_mode", "spatial_batchnorm_forward_matches_torch"},
         "warmup": {"activation_name_correct"},
+    },
+    "hw1_mistakes_f": {
+        # only the running averages are wrong: the output, test mode (given running averages) and the gradients
+        # are right; spatial batchnorm's reference test compares its running averages too
+        "batchnorm_dropout": {"batchnorm_running_averages", "spatial_batchnorm_forward_matches_torch",
+                              "bn_trainable_params_value", "fc_bn_trainable_params_value"},
     },
 }
 
@@ -198,8 +224,18 @@ def test_graded_cells_have_stable_ids_and_the_handouts_points(name):
         if meta.get("grade"):  # tests and written answers; the 0-point question cells carry no points
             found[meta["grade_id"]] = meta["points"]
     assert found == GRADED_CELLS[name]
-    assert sum(found.values()) == HANDOUT_POINTS[name]
-    assert re.search(rf"\({HANDOUT_POINTS[name]} points\)", nb.cells[0].source.splitlines()[0])
+    assert sum(found.values()) == KIT_POINTS[name]
+    assert re.search(rf"\({KIT_POINTS[name]} points\)", nb.cells[0].source.splitlines()[0])
+
+
+def test_headers_say_where_the_kit_departs_from_the_handout():
+    """Where the kit splits a handout's points differently or adds points, the notebook's header says so."""
+    cross = source_notebook("cross_correlation").cells[0].source
+    assert "all of its 15 points to `cross_corr_2d`" in " ".join(cross.split())
+    bn = " ".join(source_notebook("batchnorm_dropout").cells[0].source.split())
+    assert "all of its 25 points to spatial batch normalization" in bn and "Question 6 (5 points)" in bn
+    total = sum(KIT_POINTS.values())
+    assert total != sum(HANDOUT_POINTS.values()) and f"homework 1 has {total} points" in bn
 
 
 @pytest.mark.parametrize("name", NOTEBOOKS)
@@ -221,17 +257,18 @@ def test_heading_points_add_up(name):
         assert stated == counted, f"{heading!r}: the heading says {stated} points, its cells carry {counted}"
 
 
-def test_written_answers_are_graded_answer_cells_under_locked_questions():
-    nb = source_notebook("warmup")
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_written_answers_are_graded_answer_cells_under_locked_questions(name):
+    nb = source_notebook(name)
     tasks = [cell for cell in nb.cells if cell.metadata.get("nbgrader", {}).get("task")]
-    assert len(tasks) == 9
+    assert len(tasks) == WRITTEN[name]
     for cell in tasks:
         assert cell.metadata.nbgrader["locked"] and cell.metadata.nbgrader["points"] == 0
         assert "=== BEGIN MARK SCHEME ===" in cell.source and "=== END MARK SCHEME ===" in cell.source
         following = nb.cells[nb.cells.index(cell) + 1]
         meta = following.metadata.get("nbgrader", {})
         assert following.cell_type == "markdown" and meta.get("grade") and meta.get("solution")
-        assert meta["points"] == GRADED_CELLS["warmup"][meta["grade_id"]]
+        assert meta["points"] == GRADED_CELLS[name][meta["grade_id"]]
         assert following.source.strip() and following.source.strip() != "YOUR ANSWER HERE"  # the model answer
 
 
@@ -263,16 +300,54 @@ def test_release_has_no_judges(scratch_course):
     assert not list(release.rglob("*.py"))
 
 
-def test_warmup_judge_knows_which_learning_rate_drew_each_panel():
-    """The judge's truth for lr_curve_labels agrees with the curves the notebook's locked cell draws."""
-    truth = load_judges(SOURCE / "judges" / "warmup.py")["lr_curve_labels_correct"].__globals__["TRUE_LABELS"]
-    namespace = {"np": np}  # what the notebook imported before this cell
-    exec(cell_by_grade_id(source_notebook("warmup"), "lr_curves").source, namespace)
-    regime = {0.004: "low", 0.05: "optimal", 0.3: "high", 0.75: "very high"}
-    assert set(namespace["_learning_rates"]) == set(regime)
-    for panel, losses in namespace["loss_curve_panels"].items():
-        drawn_by = [lr for lr in regime if np.array_equal(losses, namespace["sgd_loss_curve"](lr))]
-        assert [regime[lr] for lr in drawn_by] == [truth[panel]], panel
+def _warmup_judge_globals():
+    return load_judges(SOURCE / "judges" / "warmup.py")["lr_curve_labels_correct"].__globals__
+
+
+def test_warmup_images_are_what_the_judge_draws(tmp_path):
+    """The committed figures of (e) and (f) are what the judge file draws (so its answer key describes them)."""
+    import matplotlib.image
+
+    judge = _warmup_judge_globals()
+    judge["redraw_images"](tmp_path)
+    for image in ("lr_panels.png", "activation.png"):
+        committed = matplotlib.image.imread(SOURCE / "images" / image)
+        drawn = matplotlib.image.imread(tmp_path / image)
+        assert committed.shape == drawn.shape and np.abs(committed - drawn).max() < 0.05, (
+            f"source/hw1/images/{image} is stale: redraw it with load_judges('source/hw1/judges/warmup.py')"
+            "['lr_curve_labels_correct'].__globals__['redraw_images']()")
+
+
+def test_warmup_answer_key_matches_the_curves():
+    """Each panel's label in the judge's answer key fits the curve drawn there: "very high" leaves the plot,
+    "optimal" ends lowest, "low" ends highest of the rest, "high" is the noisiest of those that converge."""
+    judge = _warmup_judge_globals()
+    truth, lrs = judge["TRUE_LABELS"], judge["PANEL_LEARNING_RATES"]
+    assert sorted(truth.values()) == sorted(["low", "optimal", "high", "very high"]) and set(truth) == set("ABCD")
+    curves = {truth[panel]: judge["sgd_loss_curve"](lr) for panel, lr in lrs.items()}
+    start = curves["low"][0]
+    assert all(np.isclose(c[0], start) for c in curves.values())  # same data, same starting point
+    assert not np.all(np.isfinite(curves["very high"])) or curves["very high"].max() > 1.3 * start
+    for label in ("low", "optimal", "high"):
+        assert curves[label].max() <= 1.3 * start, label  # stays in the plot
+    tail = {label: c[-50:] for label, c in curves.items()}
+    assert tail["optimal"].mean() < tail["high"].mean() < tail["low"].mean()
+    assert tail["high"].std() > 3 * tail["optimal"].std()
+    assert sorted(lrs, key=lrs.get) == sorted(lrs, key=lambda p: ["low", "optimal", "high", "very high"].index(truth[p]))
+
+
+def test_warmup_release_gives_no_answer_away(scratch_course):
+    """No code cell of the warm-up's release computes or draws a graded answer: the figures are images, and
+    neither the learning rates, the panel order nor the activation's formula is in the notebook."""
+    release = scratch_course.generate(HW)
+    nb = read_notebook(release / "warmup.ipynb")
+    code = "\n".join(cell.source for cell in nb.cells if cell.cell_type == "code")
+    for secret in ("learning_rate", "0.004", "0.05", "0.3", "0.75", "permutation", "exp", "expm1", "where", "plt."):
+        assert secret not in code, secret
+    text = "\n".join(cell.source for cell in nb.cells)
+    assert re.search(r"\belu\b", text, re.I) is None
+    for image in ("lr_panels.png", "activation.png"):
+        assert f"](images/{image})" in text and (release / "images" / image).is_file()
 
 
 # ---------------------------------------------------------------------------------------------- grading
@@ -349,8 +424,17 @@ def test_mistakes_lose_exactly_the_points_they_should(graded, student, name):
     ("hw1_mistakes_b", "batchnorm_dropout", "dropout_forward_statistics", "divides the kept activations by (1 - p)"),
     ("hw1_mistakes_d", "batchnorm_dropout", "dropout_forward_statistics", "p is the probability of dropping"),
     ("hw1_mistakes_c", "batchnorm_dropout", "dropout_backward_gradient_check", "dx is None"),
-    ("hw1_mistakes_d", "batchnorm_dropout", "batchnorm_running_averages", 'bn_param["running_mean"] after 1 train-mode calls has shape'),
-    ("hw1_mistakes_e", "batchnorm_dropout", "batchnorm_forward_test_mode", "test-mode out"),
+    ("hw1_mistakes_d", "batchnorm_dropout", "batchnorm_running_averages",
+     'bn_param["running_mean"] after train-mode call 1 (momentum 0.7) has shape'),
+    ("hw1_mistakes_e", "batchnorm_dropout", "batchnorm_forward_test_mode",
+     "test-mode out is normalized with the minibatch mean and variance"),
+    ("hw1_mistakes_f", "batchnorm_dropout", "batchnorm_running_averages",
+     "the running-average update is wrong: bn_param[\"running_mean\"] after train-mode call 1 (momentum 0.7)"),
+    ("hw1_mistakes_f", "batchnorm_dropout", "batchnorm_running_averages", "momentum and 1 - momentum are swapped"),
+    ("hw1_mistakes_f", "batchnorm_dropout", "bn_trainable_params_value", "counts running_mean and running_var"),
+    ("hw1_mistakes_a", "batchnorm_dropout", "batchnorm_forward_batch_of_one", "out for a minibatch of one example"),
+    ("hw1_mistakes_c", "cross_correlation", "strided_fir_example",
+     "cross_corr_2d_strided(x, h, stride=2, padding=1) has shape (2, 3), expected (3, 3)"),
     ("hw1_mistakes_e", "cross_correlation", "multi_in_out_example", "corr2d_multi_in_out(X, K) has shape (2, 2, 2), expected (3, 2, 2)"),
 ])
 def test_failures_say_what_is_wrong(scratch_course, graded, student, name, grade_id, message):

@@ -17,7 +17,9 @@ submissions in one course:
 - swapped_export: a notebook that patches ``torch.jit.trace`` to shift the weights of what the grader exports
   (a model other than the saved one): the CIFAR-10 cell gets 0, nothing else changes,
 - batch_stats: a SmallCNN whose batch normalization keeps no running statistics (eval mode normalizes with the
-  statistics of the batch), with an MNIST checkpoint of that architecture: it loses the behaviour cell only.
+  statistics of the batch), with an MNIST checkpoint of that architecture: it loses the behaviour cell only,
+- one student per row of STUDENTS: the planted mistakes of MISTAKES (Question 6, transfer learning) with the
+  instructor checkpoints: each loses exactly its cells.
 The release, with no checkpoints at all, shows what a missing checkpoint gets.
 """
 import copy
@@ -50,6 +52,38 @@ CIFAR_CELL, MNIST_CELL = "cifar10_model_accuracy", "mnist_model_accuracy"
 CIFAR_FLOOR, CIFAR_FULL, CIFAR_POINTS = 0.40, 0.70, 20
 DEAD_CLASSES = (0, 1, 2)  # classes the degraded model can never predict
 BEHAVIOUR = "small_cnn_train_eval_behaviour"
+FEATURES = REPO / "source" / HW / "cifar_features.pt"  # the pretrained CNN of Question 6, released beside the notebook
+INPUT_SHAPE, INPUT_VALUES = "mnist_to_cifar_input_shape_and_border", "mnist_to_cifar_input_values"
+FREEZE = "freeze_features_only_head_trains"
+
+# Planted mistakes: {name: ({solution cell grade_id: (text, replacement)}, the test cells it must lose)}.
+MISTAKES = {
+    "freezes_the_head_too": ({"freeze_features": ("for parameter in model.head.parameters():\n"
+                                                  "        parameter.requires_grad_(True)",
+                                                  "for parameter in model.head.parameters():\n"
+                                                  "        parameter.requires_grad_(False)")}, {FREEZE}),
+    "freezes_conv_weights_only": ({"freeze_features": (
+        "    for parameter in model.features.parameters():\n        parameter.requires_grad_(False)",
+        "    for layer in model.features:\n        if isinstance(layer, nn.Conv2d):\n"
+        "            layer.weight.requires_grad_(False)")}, {FREEZE}),
+    "module_attribute_instead_of_parameters": ({"freeze_features": (
+        "    for parameter in model.features.parameters():\n        parameter.requires_grad_(False)",
+        "    model.features.requires_grad = False  # an attribute of the module: no parameter changes")}, {FREEZE}),
+    "mnist_normalization_not_undone": ({"mnist_to_cifar_input": ("pixels = x * MNIST_STD[0] + MNIST_MEAN[0]",
+                                                                 "pixels = x")}, {INPUT_VALUES}),
+    "padded_normalized_and_not_renormalized": ({"mnist_to_cifar_input": (
+        "return (pixels - mean) / std", "return F.pad(x, (2, 2, 2, 2)).repeat(1, 3, 1, 1)")},
+        {INPUT_SHAPE, INPUT_VALUES}),
+    "resized_instead_of_padded": ({"mnist_to_cifar_input": (
+        "F.pad(pixels, (2, 2, 2, 2))", "F.interpolate(pixels, size=(32, 32), mode='bilinear')")},
+        {INPUT_SHAPE, INPUT_VALUES}),
+}
+# Mistakes in different cells share a student (each run costs seconds): the student loses the union of their cells.
+STUDENTS = {
+    "transfer_wrong_1": ["freezes_the_head_too", "mnist_normalization_not_undone"],
+    "transfer_wrong_2": ["freezes_conv_weights_only", "padded_normalized_and_not_renormalized"],
+    "transfer_wrong_3": ["module_attribute_instead_of_parameters", "resized_instead_of_padded"],
+}
 SWAP_EXPORT = """
 
 _real_trace = torch.jit.trace
@@ -127,10 +161,20 @@ def _cifar10_grading_accuracy(state_dict, metadata):
     return float((predictions.numpy() == labels[:2000]).mean())
 
 
+def _with_mistakes(nb, mistakes):
+    for mistake in mistakes:
+        for grade_id, (text, replacement) in MISTAKES[mistake][0].items():
+            source = cell_by_grade_id(nb, grade_id).source
+            assert text in source, (mistake, text)
+            nb = with_cell_source(nb, grade_id, source.replace(text, replacement))
+    return nb
+
+
 def _run_quick(nb, workdir):
     """Execute nb in workdir with EEP590_QUICK=1 (not grading): it trains on tiny subsets and saves checkpoints."""
     from nbclient import NotebookClient
 
+    shutil.copy(FEATURES, workdir / FEATURES.name)  # released next to the notebook
     nb = copy.deepcopy(nb)
     saved = {key: os.environ.get(key) for key in ("EEP590_QUICK", "NBGRADER_EXECUTION")}
     os.environ["EEP590_QUICK"] = "1"
@@ -215,6 +259,9 @@ def graded(tmp_path_factory):
         "swapped_export": (swapped, {"cifar10_model.pt": cifar_bytes, "mnist_model.pt": mnist_bytes}),
         "batch_stats": (batch_stats, {"cifar10_model.pt": cifar_bytes, "mnist_model.pt": no_running_stats_mnist}),
     }
+    for student, mistakes in STUDENTS.items():
+        submissions[student] = (_with_mistakes(source, mistakes), {"cifar10_model.pt": cifar_bytes,
+                                                                   "mnist_model.pt": mnist_bytes})
     grades = course.autograde(HW, submissions)
     autograded = {student: course.autograded_notebook(HW, student, NAME) for student in submissions}
     return dict(grades=grades, autograded=autograded, course=course, source=source, quick_nb=quick_nb,
@@ -242,7 +289,8 @@ def test_hidden_checks_and_judges_stay_out_of_the_notebooks():
     committed = REPO / "release" / HW
     assert not (committed / "judges").exists() and not list(committed.rglob("*.py"))
     release = (committed / f"{NAME}.ipynb").read_text()
-    for secret in ("_eep590_export", "torch.jit", "net_h", "track_running_stats"):
+    for secret in ("_eep590_export", "torch.jit", "net_h", "track_running_stats", "_cifar_input_reference",
+                   "_PARAMETER_FLAGS", "pixels = x * MNIST_STD[0] + MNIST_MEAN[0]"):
         assert secret not in release, secret
     for nb in (source, read_notebook(committed / f"{NAME}.ipynb")):
         assert not any("eep590_utils.train " in c.source or "eep590_utils.train\n" in c.source
@@ -354,3 +402,112 @@ def test_quick_run_trains_saves_and_earns_little(graded):
     assert grades[CIFAR_CELL][0] < CIFAR_POINTS / 2, grades[CIFAR_CELL]
     assert grades[MNIST_CELL][0] < 8, grades[MNIST_CELL]
     assert "held-out test images" in _output_text(graded["autograded"]["quick"], CIFAR_CELL)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Question 6 (transfer learning), the training profile and the notebook's text
+
+
+def test_every_mistake_has_a_student():
+    planted = [m for mistakes in STUDENTS.values() for m in mistakes]
+    assert sorted(planted) == sorted(MISTAKES) and len(planted) == len(set(planted))
+
+
+@pytest.mark.parametrize("student", sorted(STUDENTS))
+def test_planted_mistakes_lose_exactly_their_points(graded, student):
+    grades = graded["grades"][student]
+    expected = set().union(*(MISTAKES[m][1] for m in STUDENTS[student]))
+    assert _lost(grades) == expected, grades
+    assert all(grades[g][0] == 0 for g in expected), {g: grades[g] for g in expected}
+    nb = graded["autograded"][student]
+    for grade_id in expected:  # the feedback says what is wrong
+        text = _output_text(nb, grade_id)
+        assert "mnist_to_cifar_input" in text or "freeze_features" in text or "gradient" in text, (grade_id, text)
+
+
+def test_pretrained_features_checkpoint_is_small_safe_and_fits_the_notebook_class():
+    assert FEATURES.stat().st_size < 2**20
+    payload = torch.load(FEATURES, map_location="cpu", weights_only=True)  # plain tensors and values only
+    assert payload["metadata"]["architecture"] == "CifarFeatureCNN"
+    namespace = {}
+    exec("import torch\nfrom torch import nn", namespace)
+    exec(cell_by_grade_id(read_notebook(SOURCE), "transfer_model").source, namespace)
+    from eep590_utils import CIFAR10_MEAN, CIFAR10_STD, load_checkpoint, load_cifar10
+
+    model, _ = load_checkpoint(FEATURES, namespace["CifarFeatureCNN"]())
+    _, _, images, labels = load_cifar10()
+    x = torch.from_numpy(images[:2000]).permute(0, 3, 1, 2).float() / 255
+    x = (x - torch.tensor(CIFAR10_MEAN).view(3, 1, 1)) / torch.tensor(CIFAR10_STD).view(3, 1, 1)
+    with torch.no_grad():
+        predictions = torch.cat([model.eval()(chunk).argmax(1) for chunk in x.split(500)])
+    assert float((predictions.numpy() == labels[:2000]).mean()) > 0.6  # features worth transferring
+    # frozen features stay in eval mode (BatchNorm keeps its CIFAR-10 statistics) when the model trains
+    for p in model.features.parameters():
+        p.requires_grad_(False)
+    model.train()
+    assert model.head.training and not any(m.training for m in model.features.modules())
+
+
+def test_pretrained_checkpoint_is_released_next_to_the_notebook(graded):
+    for folder in (REPO / "release" / HW, graded["course"].root / "release" / HW):
+        assert (folder / FEATURES.name).read_bytes() == FEATURES.read_bytes(), folder
+    # trained by a script kept out of source/ (everything there reaches students)
+    assert (ASSETS / "make_cifar_features.py").is_file()
+
+
+def test_quick_run_compares_the_three_ways_of_transfer(graded):
+    text = "\n".join(o.get("text", "") for c in graded["quick_nb"].cells if c.cell_type == "code" for o in c.outputs)
+    for way in ("(a) frozen features", "(b) fine-tuned", "(c) from scratch"):
+        assert f"{way}: MNIST test accuracy" in text, text[-2000:]
+
+
+def test_training_profile_is_set_at_the_top_and_honours_EEP590_QUICK(graded):
+    nb = read_notebook(SOURCE)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    profile = code[2]  # after the set-up check and the imports, before any training, editable (no nbgrader lock)
+    assert 'PROFILE = "auto"' in profile.source and not profile.metadata.get("nbgrader", {}).get("locked")
+    assert "EEP590_QUICK" in profile.source and "QUICK =" in profile.source
+    for cell in code[3:]:
+        assert "PROFILE = " not in cell.source and 'os.environ.get("EEP590_QUICK")' not in cell.source
+    # the quick run (EEP590_QUICK=1) chose the quick profile inside the notebook
+    assert "profile: quick" in "\n".join(o.get("text", "") for o in graded["quick_nb"].cells[
+        nb.cells.index(profile)].outputs)
+    # every profile has a CIFAR-10 recipe, and the intro says what each part costs on a CPU and on a GPU
+    assert all(f'"{p}": (' in cell_by_grade_id(nb, "cifar10_training").source for p in ("gpu", "cpu", "quick"))
+    intro = nb.cells[0].source
+    assert '`"cpu"` profile' in intro and '`"gpu"` profile' in intro and 'PROFILE = "cpu"' in intro
+    assert "**Everything**" in intro
+
+
+def test_heading_points_add_up():
+    nb = read_notebook(SOURCE)
+    heading = re.compile(r"^(#{1,3}) .*\((\d+) points?\)\s*$", re.M)
+
+    def points(cell):
+        meta = cell.metadata.get("nbgrader", {})
+        return meta.get("points", 0) if meta.get("grade") else 0
+
+    claims = []  # [level, claimed, running sum, text]
+    for cell in nb.cells:
+        if cell.cell_type == "markdown" and not cell.metadata.get("nbgrader", {}).get("task"):
+            for match in heading.finditer(cell.source):
+                claims.append([len(match.group(1)), int(match.group(2)), 0, match.group(0).strip()])
+        for index, entry in enumerate(claims):
+            later = [e for e in claims[index + 1:] if e[0] <= entry[0]]
+            if not later:  # the heading is still open
+                entry[2] += points(cell)
+    assert claims[0][0] == 1 and claims[0][1] == sum(points(c) for c in nb.cells)
+    assert len(claims) == 7
+    assert [text for _, claimed, total, text in claims if claimed != total] == []
+
+
+def test_text_names_the_right_parts_and_one_mnist_split():
+    nb = read_notebook(SOURCE)
+    intro = nb.cells[0].source
+    assert intro.startswith("# Homework 2, part 4:") and "homework 1" in intro
+    assert "first two parts of this homework" not in intro
+    text = " ".join(" ".join(c.source for c in nb.cells if c.cell_type == "markdown").replace("**", "").split())
+    # the split the loaders make of the offline copy (hw3 states the same one)
+    assert "into 8,000 training and 2,000 test images" in text
+    assert "7,200 training, 800 validation and 2,000 test images" in text
+    assert "8,000 offline training images reaches" not in text

@@ -10,6 +10,7 @@ import re
 import pytest
 from nbgrader_harness import REPO, grade_ids, read_notebook, with_cell_source
 
+from eep590_utils.grading import cells
 from eep590_utils.grading.judge import load_judges
 
 pytestmark = pytest.mark.slow
@@ -44,9 +45,61 @@ def conv_num_params(K, C, F):
     return K * K * C * F, F
 
 
-def conv_output_shape(W, H, C, K, P, S, F):
+def conv_output_shape(H, W, C, K, P, S, F):
     # Wrong: the padding is added on one side only.
-    return (W - K + P) // S + 1, (H - K + P) // S + 1, F
+    return (H - K + P) // S + 1, (W - K + P) // S + 1, F
+'''
+
+CONV_SHAPE_W_H_SWAPPED = '''
+def conv_num_params(K, C, F):
+    return K * K * C * F, F
+
+
+def conv_output_shape(H, W, C, K, P, S, F):
+    # Wrong order: returns width before height (W x H x C instead of H x W x C); right on square inputs.
+    return (W - K + 2 * P) // S + 1, (H - K + 2 * P) // S + 1, F
+'''
+
+RECT_NEVER_ENDS = '''
+y_rect = None
+# Uses the formula of 0 <= n <= 6 for every n >= 0: forgets that the rect ends at n = 6.
+y_rect = np.where(n_axis >= 0, 2 - 0.5 ** np.clip(n_axis, 0, None), 0.0)
+'''
+
+SHIFT_WRONG_WAY = '''
+y2_rect = None
+# Shifts the rect to the left (x(n + 5)) instead of to the right.
+y2_rect = np.array([sum(0.5 ** (n + 5 - k) for k in range(0, min(n + 5, 6) + 1)) if n >= -5 else 0.0 for n in n_axis])
+'''
+
+POOL2_NOT_HALVED = '''
+table_params = [0, 3 * 3 * 1 * 10 + 10, 0, 3 * 3 * 10 * 10 + 10, 0, 0, 490 * 3 + 3]
+# The second POOL2 row copies the first one (14 x 14 x 10) instead of halving the second CONV3's output.
+table_activations = [(28, 28, 1), (28, 28, 10), (14, 14, 10), (14, 14, 10), (14, 14, 10), (490,), (3,)]
+'''
+
+LENET_NO_BIAS_FULL_C3 = '''
+lenet_c1_params = 5 * 5 * 6                     # forgets the 6 biases
+lenet_c1_connections = 5 * 5 * 6 * 28 * 28      # forgets the connections to the biases
+lenet_c3_params = (6 * 5 * 5 + 1) * 16          # as if every C3 map read all six S2 maps
+'''
+
+VGG16_NO_BIASES = '''
+def vgg16_table():
+    # The weights only (the student answer of the handout): every CONV3 and FC row misses its biases.
+    rows = [("Input", 224 * 224 * 3, 0)]
+    h, c = 224, 3
+    for channels, repeat in [(64, 2), (128, 2), (256, 3), (512, 3), (512, 3)]:
+        for _ in range(repeat):
+            rows.append((f"CONV3-{channels}", h * h * channels, 3 * 3 * c * channels))
+            c = channels
+        h //= 2
+        rows.append(("POOL2", h * h * c, 0))
+    inputs = h * h * c
+    for outputs in (4096, 4096, 1000):
+        rows.append((f"FC-{outputs}", outputs, inputs * outputs))
+        inputs = outputs
+    return rows
 '''
 
 BLUR_NOT_NORMALISED = '''
@@ -125,9 +178,9 @@ CONV_FORWARD_OFF_BY_ONE = CONV_FORWARD_FLIPPED.replace(
     "# Off by one: forgets the + 1 in the output size (drops the last row and column of windows).")
 
 POOL_SHAPE_CEIL = '''
-def pool_output_shape(W, H, C, K, S):
-    # Rounds up instead of down: right whenever the stride divides W - K and H - K evenly (as in the example).
-    return -(-(W - K) // S) + 1, -(-(H - K) // S) + 1, C
+def pool_output_shape(H, W, C, K, S):
+    # Rounds up instead of down: right whenever the stride divides H - K and W - K evenly (as in the example).
+    return -(-(H - K) // S) + 1, -(-(W - K) // S) + 1, C
 '''
 
 RECEPTIVE_FIELD_OFF_BY_ONE = '''
@@ -167,6 +220,11 @@ CONV_BACKWARD_NO_STRIDE = CONV_BACKWARD_DB_MEAN.replace(
     "# Right dx and dw, but db averages the upstream gradient instead of summing it (a missing scale).",
     "# Ignores the stride in the backward pass: right for stride 1 only.")
 
+CONV_FORWARD_KERNEL_SWAPPED = CONV_FORWARD_FLIPPED.replace("F, _, HH, WW = w.shape", "F, _, WW, HH = w.shape").replace(
+    "w_flip = w[:, :, ::-1, ::-1]", "w_flip = w").replace(
+    "# A true convolution: the filters are flipped (consistently with the backward pass below).",
+    "# Reads the kernel as (F, C, WW, HH): right for square kernels only (it fails inside np.tensordot otherwise).")
+
 MAX_POOL_GRAD_TO_ALL = '''
 def max_pool_backward_naive(dout, cache):
     # Wrong routing: every entry of the window receives the upstream gradient, not only the maximum.
@@ -204,6 +262,21 @@ MISTAKES = {
     "wp_pool_shape_ceil": ("worked_problems", {"pool_formula": POOL_SHAPE_CEIL}, {"pool_output_shape_general"}),
     "wp_receptive_field_off_by_one": ("worked_problems", {"receptive_field_formula": RECEPTIVE_FIELD_OFF_BY_ONE},
                                       {"receptive_field_example", "receptive_field_general"}),
+    "wp_conv_shape_w_h_swapped": ("worked_problems", {"conv_formulas": CONV_SHAPE_W_H_SWAPPED},
+                                  {"conv_output_shape_general"}),
+    "wp_rect_never_ends": ("worked_problems", {"y_rect_answer": RECT_NEVER_ENDS}, {"y_rect_decaying_part"}),
+    "wp_shift_wrong_way": ("worked_problems", {"y2_rect_answer": SHIFT_WRONG_WAY},
+                           {"y2_rect_zero_before_shift", "y2_rect_values"}),
+    "wp_pool2_not_halved": ("worked_problems", {"network_table_answers": POOL2_NOT_HALVED},
+                            {"network_table_pool2_activations"}),
+    "wp_lenet_no_bias_full_c3": ("worked_problems", {"lenet_answers": LENET_NO_BIAS_FULL_C3},
+                                 {"lenet_c1_params_correct", "lenet_c1_connections_correct", "lenet_c3_params_correct"}),
+    "wp_vgg16_no_biases": ("worked_problems", {"vgg16_table": VGG16_NO_BIASES},
+                           {"vgg16_conv_params_correct", "vgg16_fc_params_correct", "vgg16_totals_correct"}),
+    "cl_kernel_swapped": ("conv_layers", {"conv_forward_naive": CONV_FORWARD_KERNEL_SWAPPED},
+                          {"conv_forward_output_shape", "conv_forward_matches_torch", "conv_backward_gradient_check",
+                           "conv_backward_dx_matches_torch", "conv_backward_dw_matches_torch",
+                           "conv_backward_db_matches_torch"}),
     "hdf_edge_too_weak": ("hand_designed_filters", {"edge_kernel_answer": EDGE_TOO_WEAK},
                           {"edge_kernel_responds_to_step"}),
     "cl_db_mean_not_sum": ("conv_layers", {"conv_backward_naive": CONV_BACKWARD_DB_MEAN},
@@ -216,12 +289,16 @@ MISTAKES = {
 # Fake students. Mistakes in different cells whose tests do not depend on each other share one student (each
 # notebook run costs seconds); a student loses exactly the union of its mistakes' cells, each at 0 points.
 STUDENTS = {
-    "wp_wrong": ["wp_flipped_kernel", "wp_padding_formula", "wp_pool_shape_ceil", "wp_receptive_field_off_by_one"],
+    "wp_wrong": ["wp_flipped_kernel", "wp_padding_formula", "wp_pool_shape_ceil", "wp_receptive_field_off_by_one",
+                 "wp_rect_never_ends", "wp_shift_wrong_way", "wp_pool2_not_halved", "wp_lenet_no_bias_full_c3",
+                 "wp_vgg16_no_biases"],
+    "wp_w_h_swapped": ["wp_conv_shape_w_h_swapped"],
     "hdf_wrong": ["hdf_flipped_kernel", "hdf_blur_not_normalised", "hdf_edge_nonzero_sum"],
     "hdf_identity_blur": ["hdf_blur_identity", "hdf_edge_too_weak"],
     "cl_wrong": ["cl_flipped_kernel", "cl_max_pool_grad_to_all"],
     "cl_off_by_one": ["cl_off_by_one_shape", "cl_db_mean_not_sum"],
     "cl_no_stride": ["cl_backward_ignores_stride"],
+    "cl_kernel_swapped": ["cl_kernel_swapped"],
 }
 STUDENT_OF = {mistake: student for student, mistakes in STUDENTS.items() for mistake in mistakes}
 
@@ -306,7 +383,8 @@ def test_wrong_answer_loses_exactly_its_points(grades, mistake):
 
 RELEASE_MUST_NOT_CONTAIN = {
     "worked_problems": ["bn_1d_mean = 3.0", "conv2d_true", "K * K * C * F", "rf_conv_pool_conv = 8",
-                        "g4 = np.array([0.1, 0.9, 0.0])", "BEGIN MARK SCHEME", "Rubric"],
+                        "g4 = np.array([0.1, 0.9, 0.0])", "BEGIN MARK SCHEME", "Rubric",
+                        "lenet_c3_params = 6 * (3 * 25 + 1)", "3 * 3 * c * channels + channels", "X -> µ"],
     "hand_designed_filters": ["np.outer(_g, _g)", "[-2.0, 0.0, 2.0]", "BEGIN MARK SCHEME", "Rubric"],
     "conv_layers": ["np.tensordot", "np.unravel_index"],
 }
@@ -363,7 +441,8 @@ def test_source_notebook_conventions(name):
     assert all(c.get("id") for c in nb.cells)
     code = [c for c in nb.cells if c.cell_type == "code"]
     assert all(c.outputs == [] and c.execution_count is None for c in code), f"{name} stores outputs"
-    first = code[0].source
+    assert cells.grade_id(code[0]) == "setup_check", f"{name}: the set-up check is the first code cell"
+    first = code[1].source
     for line in ["import numpy as np", "import torch", "from eep590_utils import *"]:
         assert line in first, f"{name}: the first code cell lacks {line!r}"
     for cell in nb.cells:
@@ -419,3 +498,56 @@ def test_no_judge_broke(scratch_course, grades):
     broken = {(student, name): [p for p in rec.problems if p[0] == "judge-error"]
               for student, record in scratch_course.records.items() for name, rec in record.notebooks.items()}
     assert {k: v for k, v in broken.items() if v} == {}
+
+
+# ---------------------------------------------------------------------------------------------------------
+# What the release shows before the student answers, format checks, written questions, conventions
+
+
+def test_no_figure_or_check_shows_a_graded_answer():
+    """No cell simulates the batchnorm output (the answer of 1(a)/(b)); figures before an answer draw the input only;
+    the visible check of 2(d) never states the output shapes (they are part of the answer)."""
+    nb = read_notebook(SOURCE["worked_problems"])
+    code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+    for simulated in ["batch_out", "multivariate_normal", "default_rng"]:
+        assert simulated not in code, f"worked_problems still simulates a batch ({simulated!r})"
+    ids = [c.metadata.get("nbgrader", {}).get("grade_id", c.get("id")) for c in nb.cells]
+    for figure, answer in [("q1a-grid", "bn_1d_answers"), ("q1b-grid", "bn_2d_answers")]:
+        assert ids.index(figure) < ids.index(answer)
+        source = nb.cells[ids.index(figure)].source
+        assert "bn_1d_mean" not in source and "bn_2d_mean" not in source
+    fmt = nb.cells[ids.index("y_2d_stride_pad_format")].source
+    assert "(5, 5)" not in fmt and "(3, 3)" not in fmt
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_format_checks_award_no_points_and_no_shape_only_test_does(name):
+    """Format checks are locked, ungraded cells; no graded cell of worked_problems checks only a stated shape or type."""
+    nb = read_notebook(SOURCE[name])
+    for cell in nb.cells:
+        meta = cell.metadata.get("nbgrader", {})
+        if cell.source.startswith("# Format check"):
+            assert meta.get("locked") and not meta.get("grade") and not meta.get("solution"), meta
+        if name == "worked_problems" and meta.get("grade") and cell.cell_type == "code":
+            assert not re.search(r"shape_and|_shape$|_are_ints|_format$", meta["grade_id"]), meta["grade_id"]
+
+
+def test_written_answers_of_the_new_questions():
+    nb = read_notebook(SOURCE["worked_problems"])
+    cells = {c.metadata.get("nbgrader", {}).get("grade_id"): c for c in nb.cells}
+    assert cells["bn_graph"].metadata.nbgrader.points == 4 and cells["homework_process"].metadata.nbgrader.points == 1
+    assert "bn_graph.png" in cells["bn_graph_question"].source
+    assert "any honest answer to all three parts gets the point" in cells["homework_process_question"].source
+    for edge in ["X -> µ", "µ -> σ²", "σ² -> Z", "Z -> Y", "γ -> Y", "β -> Y"]:
+        assert edge in cells["bn_graph"].source
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_h_w_c_and_titles(name):
+    """hw2 writes feature maps as H x W x C (as hw3 does), never asks for a separate written submission, and
+    numbers its parts 1 to 3 here (part 4 is cnn_training)."""
+    nb = read_notebook(SOURCE[name])
+    text = "\n".join(c.source for c in nb.cells)
+    assert not re.search(r"W \\times H|W x H|\(W, H|W_out, H_out|written submission", text), name
+    part = {"worked_problems": 1, "hand_designed_filters": 2, "conv_layers": 3}[name]
+    assert nb.cells[0].source.startswith(f"# Homework 2, part {part}:")

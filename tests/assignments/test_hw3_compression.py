@@ -7,7 +7,9 @@ builds from inputs drawn afresh each run: nothing is trained at grading time). T
 notebook, so that the points each mistake costs can be told apart), among them a mask that prunes
 ``int(s * N)`` entries instead of ``round(s * N)`` and a ``count_macs`` that leaves its hooks on the modules (with
 a fresh counter per call, so its counts stay right). Also: every test cell has a judge and every judge a test
-cell, no hidden test is left in the notebook, no judge reaches the release.
+cell, no hidden test is left in the notebook, no judge reaches the release; the course's trained checkpoint ships
+next to the notebook (so opening it trains nothing), fits the notebook's ``TinyMNISTNet`` and is accurate; the
+text states the MNIST split the loaders make; the visible tests say what is missing when a function returns None.
 """
 import re
 import shutil
@@ -35,6 +37,8 @@ SOURCE = REPO / "source" / HW / f"{NAME}.ipynb"
 JUDGES = REPO / "source" / HW / "judges" / f"{NAME}.py"
 TOTAL_POINTS = 60
 CHECKPOINT = "compression_cnn.pt"
+SHIPPED = REPO / "source" / HW / CHECKPOINT       # the course's trained copy: the release starts with it
+ARCHITECTURE = "TinyMNISTNet"
 
 PART_PRUNING = ["magnitude_prune_mask_example", "magnitude_prune_mask_exact_sparsity", "magnitude_prune_mask_keeps_largest",
                 "global_prune_masks_example", "global_prune_masks_matches_reference",
@@ -272,7 +276,7 @@ def graded(tmp_path_factory, source_nb):
     """Grades of every fake student, from one scratch course holding only this notebook of hw3."""
     course = ScratchCourse(tmp_path_factory.mktemp("hw3_compression"))
     for other in (course.root / "source" / HW).iterdir():   # the other hw3 notebooks are other tests' business
-        if other.name not in (f"{NAME}.ipynb", "judges"):
+        if other.name not in (f"{NAME}.ipynb", "judges", CHECKPOINT):
             shutil.rmtree(other) if other.is_dir() else other.unlink()
     release = course.generate(HW) / f"{NAME}.ipynb"
     submissions = {"solution": {NAME: source_nb}, "release": {NAME: read_notebook(release)}}
@@ -305,9 +309,12 @@ def test_source_is_valid_without_outputs(source_nb):
         assert cell.get("id"), "every cell has an id"
         if cell.cell_type == "code":
             assert cell.outputs == [] and cell.execution_count is None, f"cell {cell.id} has stored outputs"
-    first_code = next(c for c in source_nb.cells if c.cell_type == "code").source
+    # The first code cell is the set-up check (tests/notebook_setup.py, tests/test_setup_check.py); the imports follow.
+    setup, imports = [c for c in source_nb.cells if c.cell_type == "code"][:2]
+    assert setup.metadata["nbgrader"]["grade_id"] == "setup_check"
+    assert "datasets=['mnist'], files=['compression_cnn.pt']" in setup.source
     for line in ("import numpy as np", "import torch", "from eep590_utils import *"):
-        assert line in first_code
+        assert line in imports.source
 
 
 def test_points_in_headings_add_up(source_nb):
@@ -365,8 +372,11 @@ def test_solution_runs_cleanly_and_does_not_train_when_graded(graded):
             stderr = [o for o in cell.outputs if o.output_type == "stream" and o.name == "stderr"]
             assert not stderr, f"cell {cell.id} wrote to stderr while grading: {stderr[0].text[:200]}"
     folder = course.root / "autograded" / "solution" / HW
-    assert not (folder / CHECKPOINT).exists(), "grading trained the CNN and saved a checkpoint"
-    assert not list(folder.glob("*.pt")), "grading wrote a checkpoint"
+    # nbgrader puts the course's files (the shipped checkpoint) next to the graded notebook: grading must not
+    # have trained and saved over it, nor written another checkpoint
+    assert [p.name for p in folder.glob("*.pt")] in ([], [CHECKPOINT]), "grading wrote a checkpoint"
+    if (folder / CHECKPOINT).exists():
+        assert (folder / CHECKPOINT).read_bytes() == SHIPPED.read_bytes(), "grading trained the CNN and saved a checkpoint"
 
 
 @pytest.mark.slow
@@ -464,3 +474,122 @@ def test_mistakes_of_one_student_lie_in_different_parts():
             assert len(part) == 1, f"{mistake} loses points in more than one part"
             parts.append(id(part[0]))
         assert len(parts) == len(set(parts)), f"{student} has two mistakes in one part"
+
+
+# ------------------------------------------------------------------------ the shipped checkpoint and the text
+
+
+def _model_class(source_nb):
+    """The notebook's model class, from its locked model cell, run in a fresh namespace."""
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+    namespace = {"torch": torch, "nn": nn, "F": F}
+    exec(cell_by_grade_id(source_nb, "model_definition").source, namespace)
+    return namespace[ARCHITECTURE]
+
+
+def test_model_has_its_own_name(source_nb):
+    """hw2's cnn_training has a different SmallCNN: hw3's network is TinyMNISTNet everywhere in hw3."""
+    assert f"class {ARCHITECTURE}(nn.Module)" in cell_by_grade_id(source_nb, "model_definition").source
+    texts = [JUDGES.read_text()]
+    for path in (REPO / "source" / HW).glob("*.ipynb"):
+        texts += [c.source for c in read_notebook(path).cells]
+    assert not [t for t in texts if "SmallCNN" in t]
+
+
+def test_shipped_checkpoint_loads_into_the_notebooks_model(source_nb):
+    """The course's checkpoint ships next to the notebook and in the release (opening the notebook trains
+    nothing); it holds weights only, of the notebook's TinyMNISTNet, and says what it was trained on."""
+    import io
+
+    import torch
+
+    from eep590_utils import load_checkpoint
+
+    assert SHIPPED.is_file() and SHIPPED.stat().st_size < 400_000, "the shipped checkpoint is missing or too big"
+    released = REPO / "release" / HW / CHECKPOINT
+    assert released.is_file() and released.read_bytes() == SHIPPED.read_bytes(), "run `eep590 release hw3`"
+    payload = torch.load(io.BytesIO(SHIPPED.read_bytes()), weights_only=True)
+    assert payload["metadata"]["architecture"] == ARCHITECTURE
+    assert payload["metadata"]["train_images"] == 7200 and payload["metadata"]["epochs"] == 4
+    model, meta = load_checkpoint(SHIPPED, _model_class(source_nb)(), architecture=ARCHITECTURE)
+    assert meta["val_acc"] > 0.93
+
+
+def test_shipped_checkpoint_is_accurate_on_the_offline_test_split(source_nb):
+    """On the 2,000 test images of the offline split (never seen in training) it classifies well."""
+    import warnings
+
+    from eep590_utils import accuracy, load_checkpoint
+    from eep590_utils.data import mnist_loaders
+
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            train_loader, val_loader, test_loader = mnist_loaders(batch_size=500, seed=0)
+    except Exception as error:  # no MNIST here
+        pytest.skip(f"MNIST not available: {error}")
+    if len(train_loader.dataset) != 7200:
+        pytest.skip("the full MNIST is here: the shipped checkpoint is retrained by the notebook on it")
+    assert any("split" in str(w.message) for w in caught), "the offline split warns"
+    model, _ = load_checkpoint(SHIPPED, _model_class(source_nb)(), architecture=ARCHITECTURE)
+    assert accuracy(model.eval(), test_loader, device="cpu") > 0.93
+
+
+def test_text_states_the_split_the_loaders_make(source_nb):
+    """The numbers the notebook states are those mnist_loaders gives with the offline copy (and with the full set)."""
+    text = " ".join(next(c.source for c in source_nb.cells if c.id == "model_text").split())
+    for numbers in ("10,000 test images", "8,000 training and 2,000 test images", "7,200 training, 800 validation and 2,000 test",
+                    "54,000 training, 6,000 validation and the official 10,000 test"):
+        assert numbers in text, numbers
+    try:
+        import warnings
+
+        from eep590_utils.data import mnist_loaders
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            loaders = mnist_loaders(batch_size=500, seed=0)
+    except Exception as error:
+        pytest.skip(f"MNIST not available: {error}")
+    sizes = tuple(len(loader.dataset) for loader in loaders)
+    assert sizes in ((7200, 800, 2000), (54000, 6000, 10000))
+
+
+def test_training_only_when_needed(source_nb):
+    """The notebook loads the checkpoint it ships with; it trains only without one, on request, or when the
+    checkpoint was trained on another split than the student's data."""
+    cell = next(c for c in source_nb.cells if c.id == "train_model").source
+    assert "RETRAIN = False" in cell and "os.path.exists(CHECKPOINT) and not RETRAIN" in cell
+    assert 'architecture="TinyMNISTNet"' in cell and "train_images=len(train_loader.dataset)" in cell
+
+
+def test_summary_says_what_the_latency_shows(source_nb):
+    text = next(c.source for c in source_nb.cells if c.id == "summary_text")
+    assert "faster on any hardware" not in text
+    assert "smaller" in text and "dominate" in text and "overheads" in text
+
+
+def test_visible_tests_say_what_is_missing_when_functions_return_none(source_nb):
+    """A student's function that returns None (or an unfilled answer) fails each visible test with an
+    AssertionError naming what is wrong, never a raw TypeError or AttributeError."""
+    import numpy as np
+    import torch
+
+    namespace = {}
+    exec(cell_by_grade_id(source_nb, "imports").source, namespace)
+    exec(cell_by_grade_id(source_nb, "helpers").source, namespace)
+    functions = ["magnitude_prune_mask", "global_prune_masks", "channel_prune_mask", "qrange", "compute_scale_zero_point",
+                 "quantize", "dequantize", "fake_quantize_ste", "svd_factorize_linear", "rank_for_energy",
+                 "model_size_bytes", "count_macs"]
+    for name in functions:
+        namespace[name] = lambda *args, **kwargs: None
+    visible = [c for c in source_nb.cells if c.metadata.get("nbgrader", {}).get("grade")
+               and not c.source.startswith("# Hidden tests:")]
+    assert len(visible) >= 12
+    for cell in visible:
+        with pytest.raises(AssertionError) as failure:
+            exec(cell.source, dict(namespace, np=np, torch=torch))
+        assert "None" in str(failure.value) or "got" in str(failure.value), (cell.metadata["nbgrader"]["grade_id"], failure.value)

@@ -145,11 +145,13 @@ def dws_variants(nb):
     macs = "mac_counts"
     dense_depthwise = _replace(nb, module, "padding=kernel_size // 2, groups=in_channels, bias=bias)",
                                "padding=kernel_size // 2, bias=bias)")
-    dense_depthwise = _replace(dense_depthwise, params, "return kernel_size * kernel_size * in_channels * out_channels + (out_channels if bias else 0)",
+    dense_depthwise = _replace(dense_depthwise, params,
+                               "return kernel_size * kernel_size * in_channels * out_channels + (out_channels if bias else 0)",
                                "return kernel_size * kernel_size * in_channels * out_channels")
     dense_depthwise = _replace(dense_depthwise, params, "pointwise = in_channels * out_channels + (out_channels if bias else 0)",
                                "pointwise = in_channels * out_channels")
-    dense_depthwise = _replace(dense_depthwise, params, "depthwise = kernel_size * kernel_size * in_channels + (in_channels if bias else 0)",
+    dense_depthwise = _replace(dense_depthwise, params,
+                               "depthwise = kernel_size * kernel_size * in_channels + (in_channels if bias else 0)",
                                "depthwise = kernel_size * kernel_size * in_channels")
     dense_depthwise = _replace(dense_depthwise, macs, "return standard, separable", "return 2 * standard, 2 * separable")
 
@@ -256,7 +258,8 @@ def test_release_hides_solutions_and_hidden_tests(graded, name):
         assert marker not in text, f"{marker!r} is in the release of {name}"
     # Lines that appear only inside solution / hidden / mark-scheme regions of the source must not reach the release.
     secret, public = set(), set()
-    region = re.compile(r"(### BEGIN (SOLUTION|HIDDEN TESTS)|=== BEGIN MARK SCHEME ===)(.*?)(### END \2|=== END MARK SCHEME ===)", re.DOTALL)
+    region = re.compile(r"(### BEGIN (SOLUTION|HIDDEN TESTS)|=== BEGIN MARK SCHEME ===)(.*?)(### END \2|=== END MARK SCHEME ===)",
+                        re.DOTALL)
     for cell in source.cells:
         for m in region.finditer(cell.source):
             secret.update(line.strip() for line in m.group(3).splitlines() if len(line.strip()) > 20)
@@ -357,3 +360,71 @@ def test_task_cells_carry_mark_scheme_and_answer_cell(name):
         rubric = re.search(r"Rubric \((\d+(?:\.\d+)?) points?\)", scheme)
         assert rubric and float(rubric.group(1)) == graded["points"], f"{meta['grade_id']}: rubric points differ from the answer's"
         assert " ".join(answer.source.split())[1:] in " ".join(scheme.split()), f"{graded['grade_id']}: model answers differ"
+
+
+# ---------------------------------------------------------------- visible tests on unfilled answers
+
+WARMUP_ANSWERS = ("standard_params", "standard_macs", "separable_params", "separable_macs", "conv_stack_receptive_fields",
+                  "cheapest_7x7_stack", "naive_macs", "naive_out_channels", "reduced_macs", "reduced_out_channels")
+
+
+@pytest.mark.parametrize("unfilled", [None, "todo", [1, 2, 3]])
+def test_warmup_visible_tests_say_what_is_missing(unfilled):
+    """Answers left as None (or of the wrong type), and functions that return them, fail each visible test with
+    an AssertionError that names the answer and what it got, never a raw TypeError ("object of type 'NoneType'
+    has no len()")."""
+    import numpy as np
+    import torch
+
+    nb = read_notebook(SOURCE["warmup"])
+    namespace = {}
+    exec(cell_by_grade_id(nb, "imports").source, namespace)
+    namespace.update({name: unfilled for name in WARMUP_ANSWERS}, np=np, torch=torch)
+    namespace["conv_stack_params"] = lambda C: unfilled
+    namespace["conv_stack_macs"] = lambda C, H, W: unfilled
+    visible = [cell_by_grade_id(nb, gid) for gid in _autograded_ids("warmup")]
+    visible = [c for c in visible if len(c.source.splitlines()) > 1]  # a hidden test keeps only its comment
+    assert len(visible) == 12
+    for cell in visible:
+        gid = cell.metadata["nbgrader"]["grade_id"]
+        with pytest.raises(AssertionError) as failure:
+            exec(cell.source, dict(namespace))
+        message = str(failure.value)
+        named = [n for n in WARMUP_ANSWERS + ("conv_stack_params", "conv_stack_macs") if n in message]
+        assert named, f"{gid}: the message does not name the answer: {message!r}"
+        assert "None" in message or "got" in message or "it is a" in message, f"{gid}: {message!r}"
+
+
+@pytest.mark.parametrize("unfilled", [None, [7, 7]])
+def test_dws_visible_tests_say_what_is_missing(unfilled):
+    """conv_macs returning None or a wrong pair fails its visible tests with an AssertionError saying so."""
+    import numpy as np
+    import torch
+
+    nb = read_notebook(SOURCE["depthwise_separable"])
+    namespace = {}
+    exec(cell_by_grade_id(nb, "imports").source, namespace)
+    namespace.update(np=np, torch=torch, conv_macs=lambda *args, **kwargs: unfilled)
+    for gid in ("standard_conv_macs_value", "separable_conv_macs_value"):
+        with pytest.raises(AssertionError) as failure:
+            exec(cell_by_grade_id(nb, gid).source, dict(namespace))
+        assert "conv_macs" in str(failure.value), (gid, str(failure.value))
+
+
+def test_notebook_headers_say_how_points_relate_to_the_handout():
+    """The handout's warm-up is 40 points with no split: the warm-up says how the kit splits them and that
+    Part B is added; the coding notebooks say they are additions of the kit."""
+    title = read_notebook(SOURCE["warmup"]).cells[0].source
+    assert "handout's 40 points" in title and "addition of the kit" in title
+    for name in ("depthwise_separable", "compression"):
+        path = REPO / "source" / HW / f"{name}.ipynb"
+        assert "kit's own addition" in " ".join(read_notebook(path).cells[0].source.split()), name
+
+
+def test_hw3_text_writes_sizes_as_height_width_channels():
+    """Feature-map sizes in hw3's text are H x W x C (PyTorch tensors are (N, C, H, W), said as such)."""
+    texts = [c.source for p in (REPO / "source" / HW).glob("*.ipynb") for c in read_notebook(p).cells]
+    texts += [p.read_text() for p in (REPO / "source" / HW / "judges").glob("*.py")]
+    for text in texts:
+        assert not re.search(r"\b\d+ x \d+ x \d+ input\b", text) or re.search(r"\b(\d+) x \1 x \d+ input\b", text), text[:200]
+        assert "C x H x W" not in text and "256 x 32 x 32" not in text and "3 x 10 x 10" not in text

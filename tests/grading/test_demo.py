@@ -36,7 +36,8 @@ CROSS_CORR = ["cross_corr_2d_example", "cross_corr_2d_matches_conv2d", "multi_in
 EXPECTED_ZERO = {
     "perfect": {},
     "blank": {"batchnorm_dropout": "all", "cross_correlation": "all", "warmup": "all"},  # blank answers: 0, no TA needed
-    "partial_conv": {"cross_correlation": CROSS_CORR, "batchnorm_dropout": BN_FORWARD + BN_BACKWARD + SPATIAL},
+    "partial_conv": {"cross_correlation": CROSS_CORR,  # its unbiased variance is NaN for a batch of one
+                     "batchnorm_dropout": BN_FORWARD + BN_BACKWARD + SPATIAL + ["batchnorm_forward_batch_of_one"]},
     "partial_dropout": {"batchnorm_dropout": DROPOUT_FORWARD + ["dropout_backward_gradient_check"],
                         "warmup": ["lr_curve_labels_correct"]},
     "broken": {"cross_correlation": "all", "warmup": "all", "batchnorm_dropout": DROPOUT_FORWARD + DROPOUT_BACKWARD},
@@ -113,9 +114,9 @@ def test_demo_flags_and_summary(demo):
     assert {s: set(r.flags) for s, r in records.items()} == EXPECTED_FLAGS
     for student in EXPECTED_ZERO:
         assert re.search(rf"^{student}\s", log, re.M), f"no summary row for {student}"
-    # 25 + 15 + 5 autograded warm-up points; the 20 points of written answers are pending, not 0
-    assert re.search(r"^perfect\s.*5/25 \(\+20 pending\).*\s45/65\s+20 pts", log, re.M), log
-    assert re.search(r"^blank\s.*\s0/65\s+-", log, re.M)  # nothing for a TA: blank answers score 0
+    # 28 + 15 + 5 autograded points; the 22 points of written answers are pending, not 0
+    assert re.search(r"^perfect\s.*5/25 \(\+20 pending\).*\s48/70\s+22 pts", log, re.M), log
+    assert re.search(r"^blank\s.*\s0/70\s+-", log, re.M)  # nothing for a TA: blank answers score 0
     assert "? = awaiting manual grading" in log
 
 
@@ -124,14 +125,14 @@ def test_blank_answers_need_no_ta_and_written_ones_are_pending(demo):
     rows = score_rows(course, "hw1")
     pending = {s: sum(r["pending"] for r in rows if r["student"] == s) for s in EXPECTED_ZERO}
     assert pending["blank"] == 0 and pending["broken"] == 0  # before the answer-cell pattern: 9 items each
-    assert pending["perfect"] == pending["partial_conv"] == 9  # one per written question of hw1's warm-up
+    assert pending["perfect"] == pending["partial_conv"] == 11  # one per written question of hw1
     feedback = html.unescape(re.sub(r"<[^>]+>", " ", (course.path("feedback", "perfect", "hw1") / "warmup.html").read_text()))
     assert "not graded yet" in feedback and "20 point(s) in 9 answer(s) not graded yet" in " ".join(feedback.split())
     rows = {r["student_id"]: r for r in csv.DictReader((course.reports_dir / "grades.csv").open())}
-    assert rows["perfect"]["hw1"] == "PENDING (45 so far)" and rows["perfect"]["needs_manual_grading"] == "9"
+    assert rows["perfect"]["hw1"] == "PENDING (48 so far)" and rows["perfect"]["needs_manual_grading"] == "11"
     assert float(rows["blank"]["hw1"]) == 0 and rows["blank"]["needs_manual_grading"] == "0"
     report = (course.reports_dir / "hw1" / "index.html").read_text()
-    assert "Grading queue" in report and report.count("/formgrader/submissions/") >= 9 * 5
+    assert "Grading queue" in report and report.count("/formgrader/submissions/") >= 11 * 5
 
 
 def test_demo_feedback_report_and_grades_hold_no_secrets(demo):
@@ -150,7 +151,8 @@ def test_demo_feedback_report_and_grades_hold_no_secrets(demo):
                 judge_lines.add(line)
     public = {line.strip() for path in course.path("source", assignment="hw1").glob("*.ipynb")
               for cell in nbformat.read(path, as_version=4).cells for line in cell.source.splitlines()}
-    judge_lines -= public  # a visible test's checks are in its judge and in the notebook: no secret
+    # a visible test's checks are in its judge and in the notebook (maybe wrapped otherwise): no secret
+    judge_lines = {line for line in judge_lines if not any(line in text for text in public)}
     assert len(judge_lines) > 50
     secrets |= judge_lines
     files = sorted(course.path("feedback").glob("*/hw1/*.html"))

@@ -73,7 +73,7 @@ def test_every_written_question_uses_the_answer_cell_pattern():
             # the answer cell's source in source/ is the model answer, which graders see in the mark scheme
             assert len(answer.source) > 40 and _norm(answer.source)[1:] in _norm(scheme.group(1)), where
             count += 1
-    assert count == 28  # 9 (hw1) + 9 (hw2) + 10 (hw3)
+    assert count == 33  # 11 (hw1) + 12 (hw2) + 10 (hw3)
 
 
 @pytest.mark.parametrize("path", SOURCES, ids=lambda p: f"{p.parent.name}/{p.stem}")

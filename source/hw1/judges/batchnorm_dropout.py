@@ -6,7 +6,10 @@ autograd, the definition of inverted dropout, and numerical gradients of the stu
 (each evaluation one call into the kernel, so the arrays are small). Inputs are drawn from ``gen``.
 Tolerances accept every correct implementation and reject the usual mistakes: the unbiased variance
 (normalizing or in the running average), statistics over the wrong axis, spatial batchnorm without moving
-the channels last, dropout without the 1 / (1 - p) scale or with p read as the keep probability.
+the channels last, dropout without the 1 / (1 - p) scale or with p read as the keep probability. The test-mode
+tests give the running averages themselves, so a wrong train-mode update (momentum and 1 - momentum swapped) is
+reported by the running-average test, naming the entry, not as a test-mode failure. Question 6: a minibatch of
+one example, and the parameter counts of a fully connected layer followed by batch normalization.
 """
 import numpy as np
 import torch
@@ -166,30 +169,23 @@ def batchnorm_forward_train_stats(student, gen):
 
 @judge("batchnorm_forward_test_mode")
 def batchnorm_forward_test_mode(student, gen):
-    N, D1, D2, D3 = 1000, 50, 60, 3
-    W1, W2 = _normal(gen, D1, D2), _normal(gen, D2, D3)
-    gamma, beta = _uniform(gen, 0.5, 2.0, D3), _normal(gen, D3)
-    handle = student.put({"mode": "train"})
-    for _ in range(50):
-        _tuple(student.batchnorm_forward(_mlp_activations(gen, N, W1, W2), gamma, beta, handle), 2,
-               "batchnorm_forward(x, gamma, beta, bn_param)", "(out, cache)")
-    bn_param = student.value(handle)
-    running_mean = _running(bn_param, "running_mean", (D3,), "after 50 train-mode passes")
-    running_var = _running(bn_param, "running_var", (D3,), "after 50 train-mode passes")
-    bn_param["mode"] = "test"
-    handle = student.put(bn_param)
-    a = _mlp_activations(gen, N, W1, W2)
-    out = _tuple(student.batchnorm_forward(a, gamma, beta, handle), 2, "batchnorm_forward(x, gamma, beta, bn_param)",
-                 "(out, cache)")[0]
-    out = _array(out, "test-mode out", (N, D3))
-    check_close(out, gamma * (a - running_mean) / np.sqrt(running_var + 1e-5) + beta, "test-mode out")
-    after = student.value(handle)
-    check_close(_running(after, "running_mean", (D3,), "after a test-mode pass"), running_mean,
-                'bn_param["running_mean"] after a test-mode pass')
-    check_close(_running(after, "running_var", (D3,), "after a test-mode pass"), running_var,
-                'bn_param["running_var"] after a test-mode pass')
-    check_close(out.mean(axis=0), beta, "test-mode per-feature mean of out", atol=0.3)
-    check_close(out.std(axis=0), gamma, "test-mode per-feature std of out", rtol=0.15)
+    # the running averages are given, so a mistake in the train-mode update cannot fail this test
+    for N, D in [(200, 3), (7, 5)]:
+        x = _normal(gen, N, D) * _uniform(gen, 0.5, 4.0, D) + 3 * _normal(gen, D)
+        gamma, beta = _uniform(gen, 0.5, 2.0, D), _normal(gen, D)
+        running_mean, running_var = 3 * _normal(gen, D), _uniform(gen, 0.3, 12.0, D)
+        out, _, after = _forward(student, "batchnorm_forward", x, gamma, beta,
+                                 {"mode": "test", "momentum": 0.9, "running_mean": running_mean,
+                                  "running_var": running_var})
+        out = _array(out, "test-mode out", (N, D))
+        check_true(not np.allclose(out, gamma * (x - x.mean(axis=0)) / np.sqrt(x.var(axis=0) + 1e-5) + beta),
+                   "test-mode out is normalized with the minibatch mean and variance: in test mode use "
+                   'bn_param["running_mean"] and bn_param["running_var"]')
+        check_close(out, gamma * (x - running_mean) / np.sqrt(running_var + 1e-5) + beta, "test-mode out")
+        check_close(_running(after, "running_mean", (D,), "after a test-mode pass"), running_mean,
+                    'bn_param["running_mean"] after a test-mode pass')
+        check_close(_running(after, "running_var", (D,), "after a test-mode pass"), running_var,
+                    'bn_param["running_var"] after a test-mode pass')
 
 
 @judge("batchnorm_forward_matches_torch")
@@ -207,23 +203,60 @@ def batchnorm_forward_matches_torch(student, gen):
                        f"{mode} mode, N={N}, D={D}, eps={eps}: out is wrong (largest error {np.max(np.abs(out - ref)):.3g})")
 
 
+def _check_running_average(got, key, expected, swapped, unbiased, when):
+    """Fail unless the student's bn_param[key] is ``expected``, naming the entry and both values, and saying so
+    when it is the update with momentum and 1 - momentum swapped or with the unbiased variance."""
+    name = f'bn_param["{key}"] {when}'
+    try:
+        check_close(got, expected, name, rtol=1e-6, atol=1e-8)
+    except AssertionError as error:
+        hint = ""
+        if np.allclose(got, swapped, rtol=1e-6, atol=1e-8):
+            hint = ("; it is (1 - momentum) * running + momentum * statistic: momentum and 1 - momentum are "
+                    "swapped (momentum is the weight of the old running average)")
+        elif unbiased is not None and np.allclose(got, unbiased, rtol=1e-6, atol=1e-8):
+            hint = "; it uses the unbiased variance (divide by N - 1): keep the biased one (divide by N)"
+        raise Fail(f"the running-average update is wrong: {error}{hint}") from None
+
+
 @judge("batchnorm_running_averages")
 def batchnorm_running_averages(student, gen):
-    N, D, momentum = 10, 6, 0.7
-    rm, rv = _normal(gen, D), _uniform(gen, 0.5, 2.0, D)
-    handle = student.put({"mode": "train", "momentum": momentum, "running_mean": rm, "running_var": rv})
-    for step in range(3):
-        x = _normal(gen, N, D) * 2.0 + _normal(gen, D)
-        _tuple(student.batchnorm_forward(x, np.ones(D), np.zeros(D), handle), 2,
-               "batchnorm_forward(x, gamma, beta, bn_param)", "(out, cache)")
-        rm = momentum * rm + (1 - momentum) * x.mean(axis=0)
-        rv = momentum * rv + (1 - momentum) * x.var(axis=0)
-        bn_param = student.value(handle)
-        when = f"after {step + 1} train-mode calls"
-        got_m = _running(bn_param, "running_mean", (D,), when)
-        got_v = _running(bn_param, "running_var", (D,), when)
-        check_true(np.allclose(got_m, rm, rtol=1e-6, atol=1e-8), f"{when} the running mean is wrong")
-        check_true(np.allclose(got_v, rv, rtol=1e-6, atol=1e-8), f"{when} the running variance is wrong")
+    N, D = 10, 6
+    for momentum in (0.7, None):
+        m = 0.9 if momentum is None else momentum
+        rm, rv = _normal(gen, D), _uniform(gen, 0.5, 2.0, D)
+        param = {"mode": "train", "running_mean": rm, "running_var": rv}
+        if momentum is not None:
+            param["momentum"] = momentum
+        handle = student.put(param)
+        for step in range(1, 4):
+            x = _normal(gen, N, D) * 2.0 + _normal(gen, D)
+            _tuple(student.batchnorm_forward(x, np.ones(D), np.zeros(D), handle), 2,
+                   "batchnorm_forward(x, gamma, beta, bn_param)", "(out, cache)")
+            bn_param = student.value(handle)
+            when = f"after train-mode call {step} (momentum {m}{', the default' if momentum is None else ''})"
+            got_m = _running(bn_param, "running_mean", (D,), when)
+            got_v = _running(bn_param, "running_var", (D,), when)
+            mu, var = x.mean(axis=0), x.var(axis=0)
+            _check_running_average(got_m, "running_mean", m * rm + (1 - m) * mu, (1 - m) * rm + m * mu, None, when)
+            _check_running_average(got_v, "running_var", m * rv + (1 - m) * var, (1 - m) * rv + m * var,
+                                   m * rv + (1 - m) * x.var(axis=0, ddof=1), when)
+            rm, rv = m * rm + (1 - m) * mu, m * rv + (1 - m) * var
+
+
+@judge("batchnorm_forward_batch_of_one")
+def batchnorm_forward_batch_of_one(student, gen):
+    D = 5
+    for _ in range(2):
+        x = 3 * _normal(gen, 1, D) + 2
+        gamma, beta = _uniform(gen, 0.5, 2.0, D), _normal(gen, D)
+        out, _, bn_param = _forward(student, "batchnorm_forward", x, gamma, beta, {"mode": "train"})
+        out = _array(out, "out for a minibatch of one example", (1, D))
+        check_close(out, beta[None], "out for a minibatch of one example", rtol=1e-6, atol=1e-6)
+        for key in ("running_mean", "running_var"):
+            value = _running(bn_param, key, (D,), "after a train-mode pass on one example")
+            check_true(np.all(np.isfinite(value)),
+                       f'bn_param["{key}"] after a train-mode pass on one example has NaN or infinite entries')
 
 
 # ---------------------------------------------------------------------------------------------- batchnorm backward
@@ -339,32 +372,26 @@ def spatial_batchnorm_forward_train_stats(student, gen):
 
 @judge("spatial_batchnorm_forward_test_mode")
 def spatial_batchnorm_forward_test_mode(student, gen):
-    N, C, H, W = 30, 4, 5, 6
-    scale, shift = _uniform(gen, 1.0, 4.0, C), 3 * _normal(gen, C)
-    gamma, beta = _uniform(gen, 0.5, 2.0, C), _normal(gen, C)
-    handle = student.put({"mode": "train"})
-    call = "spatial_batchnorm_forward(x, gamma, beta, bn_param)"
-    for _ in range(50):
-        _tuple(student.spatial_batchnorm_forward(_images(gen, N, C, H, W, scale, shift), gamma, beta, handle), 2,
-               call, "(out, cache)")
-    bn_param = student.value(handle)
-    running_mean = _running(bn_param, "running_mean", (C,), "after 50 train-mode passes")
-    running_var = _running(bn_param, "running_var", (C,), "after 50 train-mode passes")
-    bn_param["mode"] = "test"
-    handle = student.put(bn_param)
-    x = _images(gen, N, C, H, W, scale, shift)
-    out = _array(_tuple(student.spatial_batchnorm_forward(x, gamma, beta, handle), 2, call, "(out, cache)")[0],
-                 "test-mode out", (N, C, H, W))
-    expected = (gamma[:, None, None] * (x - running_mean[:, None, None]) / np.sqrt(running_var[:, None, None] + 1e-5)
-                + beta[:, None, None])
-    check_close(out, expected, "test-mode out")
-    after = student.value(handle)
-    check_close(_running(after, "running_mean", (C,), "after a test-mode pass"), running_mean,
-                'bn_param["running_mean"] after a test-mode pass')
-    check_close(_running(after, "running_var", (C,), "after a test-mode pass"), running_var,
-                'bn_param["running_var"] after a test-mode pass')
-    check_close(out.mean(axis=(0, 2, 3)), beta, "test-mode per-channel mean of out", atol=0.3)
-    check_close(out.std(axis=(0, 2, 3)), gamma, "test-mode per-channel std of out", rtol=0.15)
+    # the running averages are given, so a mistake in the train-mode update cannot fail this test
+    for N, C, H, W in [(10, 4, 5, 6), (1, 3, 2, 7)]:
+        x = _images(gen, N, C, H, W)
+        gamma, beta = _uniform(gen, 0.5, 2.0, C), _normal(gen, C)
+        running_mean, running_var = 3 * _normal(gen, C), _uniform(gen, 0.3, 12.0, C)
+        out, _, after = _forward(student, "spatial_batchnorm_forward", x, gamma, beta,
+                                 {"mode": "test", "running_mean": running_mean, "running_var": running_var})
+        out = _array(out, "test-mode out", (N, C, H, W))
+        batch_mean, batch_var = x.mean(axis=(0, 2, 3))[:, None, None], x.var(axis=(0, 2, 3))[:, None, None]
+        check_true(not np.allclose(out, gamma[:, None, None] * (x - batch_mean) / np.sqrt(batch_var + 1e-5)
+                                   + beta[:, None, None]),
+                   "test-mode out is normalized with the minibatch statistics of each channel: in test mode use "
+                   'bn_param["running_mean"] and bn_param["running_var"]')
+        expected = (gamma[:, None, None] * (x - running_mean[:, None, None])
+                    / np.sqrt(running_var[:, None, None] + 1e-5) + beta[:, None, None])
+        check_close(out, expected, f"test-mode out for input shape {(N, C, H, W)}")
+        check_close(_running(after, "running_mean", (C,), "after a test-mode pass"), running_mean,
+                    'bn_param["running_mean"] after a test-mode pass')
+        check_close(_running(after, "running_var", (C,), "after a test-mode pass"), running_var,
+                    'bn_param["running_var"] after a test-mode pass')
 
 
 @judge("spatial_batchnorm_forward_matches_torch")
@@ -383,8 +410,8 @@ def spatial_batchnorm_forward_matches_torch(student, gen):
                        f"{mode} mode, input shape {shape}: out is wrong (largest error {np.max(np.abs(out - ref)):.3g})")
             got_m = _running(bn_param, "running_mean", (C,), f"after a {mode}-mode pass")
             got_v = _running(bn_param, "running_var", (C,), f"after a {mode}-mode pass")
-            check_true(np.allclose(got_m, want_m, rtol=1e-6, atol=1e-8), f"{mode} mode, input shape {shape}: the running mean is wrong")
-            check_true(np.allclose(got_v, want_v, rtol=1e-6, atol=1e-8), f"{mode} mode, input shape {shape}: the running variance is wrong")
+            check_close(got_m, want_m, f'{mode} mode, input shape {shape}: bn_param["running_mean"]', rtol=1e-6, atol=1e-8)
+            check_close(got_v, want_v, f'{mode} mode, input shape {shape}: bn_param["running_var"]', rtol=1e-6, atol=1e-8)
 
 
 @judge("spatial_batchnorm_backward_gradient_check")
@@ -403,3 +430,38 @@ def spatial_batchnorm_backward_matches_autograd(student, gen):
         gamma, beta, dout = _normal(gen, C), _normal(gen, C), _normal(gen, *shape)
         _backward_against_autograd(student, "spatial_batchnorm_forward", "spatial_batchnorm_backward", x, gamma, beta,
                                    dout, f"input shape {shape}")
+
+
+# ---------------------------------------------------------------------------------------------- parameter counts
+FC_IN, FC_OUT = 64, 40  # the notebook's fully connected layer, followed by batch normalization over FC_OUT features
+BN_TRAINABLE = 2 * FC_OUT  # gamma and beta
+FC_BN_TRAINABLE = FC_IN * FC_OUT + FC_OUT + BN_TRAINABLE
+
+
+def _count(student, name):
+    value = student.value(name)
+    if value is None:
+        raise Fail(f"{name} is None: assign the number")
+    if isinstance(value, Remote) or isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise Fail(f"{name} should be an integer, but it is a {_kind(value)}")
+    if float(value) != int(value):
+        raise Fail(f"{name} should be a whole number, not {value}")
+    return int(value)
+
+
+@judge("bn_trainable_params_value")
+def bn_trainable_params_value(student, gen):
+    got = _count(student, "bn_trainable_params")
+    check_true(got != 4 * FC_OUT, "bn_trainable_params counts running_mean and running_var, which are not learned")
+    check_true(got == BN_TRAINABLE, f"bn_trainable_params = {got} is not the number of trainable parameters of the "
+                                    "batch normalization layer")
+
+
+@judge("fc_bn_trainable_params_value")
+def fc_bn_trainable_params_value(student, gen):
+    got = _count(student, "fc_bn_trainable_params")
+    check_true(got != FC_BN_TRAINABLE - FC_OUT, "fc_bn_trainable_params leaves out the bias of the fully connected layer")
+    check_true(got != FC_BN_TRAINABLE + 2 * FC_OUT,
+               "fc_bn_trainable_params counts running_mean and running_var, which are not learned")
+    check_true(got == FC_BN_TRAINABLE, f"fc_bn_trainable_params = {got} is not the number of trainable parameters of "
+                                       "the two layers")

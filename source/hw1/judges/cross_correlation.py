@@ -95,16 +95,26 @@ def strided_output_shape(student, gen):
 
 @judge("strided_fir_example")
 def strided_fir_example(student, gen):
-    # the FIR-filter exercise's numbers are the point of this test
-    x = torch.arange(1.0, 26.0).reshape(5, 5)
-    h = torch.tensor([[-1.0, -2.0, -1.0], [0.0, 0.0, 0.0], [1.0, 2.0, 1.0]])
-    Y1 = _tensor(student.cross_corr_2d_strided(x, h, stride=1, padding=1), "cross_corr_2d_strided(x, h, stride=1, padding=1)")
-    check_close(Y1, torch.tensor([[19.0, 28.0, 32.0, 36.0, 29.0]] + [[30.0, 40.0, 40.0, 40.0, 30.0]] * 3
-                                 + [[-49.0, -68.0, -72.0, -76.0, -59.0]]),
-                "cross_corr_2d_strided(x, h, stride=1, padding=1)")
-    Y2 = _tensor(student.cross_corr_2d_strided(x, h, stride=2, padding=1), "cross_corr_2d_strided(x, h, stride=2, padding=1)")
-    check_close(Y2, torch.tensor([[19.0, 32.0, 29.0], [30.0, 40.0, 30.0], [-49.0, -72.0, -59.0]]),
-                "cross_corr_2d_strided(x, h, stride=2, padding=1)")
+    # the notebook's worked example (a 5 x 6 input, a kernel that is not symmetric): its numbers are the point
+    x = torch.tensor([[2.0, 0.0, 1.0, 3.0, 1.0, 0.0],
+                      [1.0, 4.0, 0.0, 2.0, 2.0, 1.0],
+                      [0.0, 1.0, 3.0, 1.0, 0.0, 2.0],
+                      [3.0, 2.0, 1.0, 0.0, 4.0, 1.0],
+                      [1.0, 0.0, 2.0, 1.0, 1.0, 3.0]])
+    h = torch.tensor([[1.0, 0.0, -1.0], [2.0, 1.0, 0.0], [0.0, -1.0, 2.0]])
+    for stride, expected in [
+        (1, torch.tensor([[9.0, 0.0, 5.0, 7.0, 7.0, 1.0], [3.0, 12.0, 4.0, 1.0, 13.0, 4.0],
+                          [-3.0, 2.0, 6.0, 13.0, 1.0, 3.0], [1.0, 9.0, 5.0, 6.0, 8.0, 6.0],
+                          [-1.0, 4.0, 4.0, 2.0, 2.0, 9.0]])),
+        (2, torch.tensor([[9.0, 5.0, 7.0], [-3.0, 6.0, 1.0], [-1.0, 4.0, 2.0]])),
+    ]:
+        call = f"cross_corr_2d_strided(x, h, stride={stride}, padding=1)"
+        Y = _tensor(student.cross_corr_2d_strided(x, h, stride=stride, padding=1), call)
+        check_shape(Y, tuple(expected.shape), call)
+        flipped = F.conv2d(x[None, None], h.flip(0, 1)[None, None], stride=stride, padding=1)[0, 0]
+        check_true(not torch.allclose(Y.detach().double(), flipped.double()),
+                   f"{call} flipped the kernel (that is a true convolution); cross-correlation uses h as it is")
+        check_close(Y, expected, call)
 
 
 @judge("strided_matches_conv2d")

@@ -21,6 +21,11 @@ The two checkpoints (Questions 3 and 4) are graded as data, never by the student
 
 Scores are linear in accuracy, as announced in the notebook: MNIST 0 at 90% or less, full at 97% or more;
 CIFAR-10 0 at 40% or less, full at 70% or more (``Score`` carries the fraction and the message).
+
+Question 6 (transfer learning) is probed like SmallCNN: ``mnist_to_cifar_input`` on random MNIST-normalized
+batches is compared with a reference computed here (border, then every value), and ``freeze_features`` is run
+on a ``CifarFeatureCNN`` built in the kernel whose parameter flags and weights are read back as data. The
+pretrained checkpoint is never needed for grading (the notebook trains with it only when not grading).
 """
 import functools
 import io
@@ -31,7 +36,7 @@ import warnings
 import numpy as np
 import torch
 
-from eep590_utils.checks import check_shape, check_true, check_type
+from eep590_utils.checks import check_close, check_shape, check_true, check_type
 from eep590_utils.grading.judge import Fail, Score, StudentError, judge
 
 # ----------------------------------------------------------------------------------------------------------
@@ -317,3 +322,78 @@ def mnist_model_accuracy(student, gen):
 @judge("cifar10_model_accuracy")
 def cifar10_model_accuracy(student, gen):
     return _grade_checkpoint(student, "cifar10_model.pt", "cifar10", floor=0.40, full=0.70, points=20)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Question 6: transfer learning (the input conversion and freezing the features)
+
+_PARAMETER_FLAGS = "lambda m: [(n, bool(p.requires_grad)) for n, p in m.named_parameters()]"
+_STATE = "lambda m: {k: v.detach().clone() for k, v in m.state_dict().items()}"
+_SAME = "lambda a, b: a is b"
+
+
+def _mnist_batch(gen, n):
+    """(N, 1, 28, 28) MNIST-normalized images: random intensities in [0, 1], a third of them exactly 0 (black)."""
+    from eep590_utils.data import MNIST_MEAN, MNIST_STD
+
+    pixels = torch.rand(n, 1, 28, 28, generator=gen)
+    pixels = pixels * (torch.rand(n, 1, 28, 28, generator=gen) > 1 / 3)
+    return (pixels - MNIST_MEAN[0]) / MNIST_STD[0]
+
+
+def _cifar_input_reference(x):
+    from eep590_utils.data import CIFAR10_MEAN, CIFAR10_STD, MNIST_MEAN, MNIST_STD
+
+    x = x.double()
+    pixels = torch.nn.functional.pad(x * MNIST_STD[0] + MNIST_MEAN[0], (2, 2, 2, 2)).expand(-1, 3, -1, -1)
+    mean = torch.tensor(CIFAR10_MEAN, dtype=torch.float64).view(1, 3, 1, 1)
+    std = torch.tensor(CIFAR10_STD, dtype=torch.float64).view(1, 3, 1, 1)
+    return (pixels - mean) / std
+
+
+def _cifar_input(student, x):
+    out = _tensor(student.mnist_to_cifar_input(x), "mnist_to_cifar_input(x)")
+    check_shape(out, (x.shape[0], 3, 32, 32), f"mnist_to_cifar_input(x) for x of shape {tuple(x.shape)}")
+    return out
+
+
+@judge("mnist_to_cifar_input_shape_and_border")
+def mnist_to_cifar_input_shape_and_border(student, gen):
+    x = _mnist_batch(gen, _randint(gen, 2, 5))
+    out, expected = _cifar_input(student, x), _cifar_input_reference(x)
+    for name, index in (("top rows", (slice(None), slice(None), slice(0, 2))),
+                        ("bottom rows", (slice(None), slice(None), slice(30, 32))),
+                        ("left columns", (slice(None), slice(None), slice(None), slice(0, 2))),
+                        ("right columns", (slice(None), slice(None), slice(None), slice(30, 32)))):
+        check_close(out[index], expected[index], f"the two {name} of mnist_to_cifar_input(x) (black: intensity 0, "
+                                                 "normalized as CIFAR-10)", rtol=1e-4, atol=1e-4)
+
+
+@judge("mnist_to_cifar_input_values")
+def mnist_to_cifar_input_values(student, gen):
+    for n in (_randint(gen, 1, 3), _randint(gen, 4, 8)):
+        x = _mnist_batch(gen, n)
+        check_close(_cifar_input(student, x), _cifar_input_reference(x),
+                    f"mnist_to_cifar_input(x) for x of shape {tuple(x.shape)}", rtol=1e-4, atol=1e-4)
+
+
+@judge("freeze_features_only_head_trains")
+def freeze_features_only_head_trains(student, gen):
+    classes = _randint(gen, 2, 12)
+    net = student.eval(f"CifarFeatureCNN(num_classes={classes})")
+    before = student.call(student.eval(_STATE), net)
+    returned = student.freeze_features(net)
+    if not student.call(student.eval(_SAME), returned, net):
+        raise Fail("freeze_features(model) should return the model it was given (changed in place)")
+    flags = student.call(student.eval(_PARAMETER_FLAGS), net)
+    frozen_head = [name for name, trainable in flags if name.startswith("head.") and not trainable]
+    trainable_features = [name for name, trainable in flags if not name.startswith("head.") and trainable]
+    if frozen_head:
+        raise Fail(f"the head should stay trainable, but {', '.join(frozen_head)} no longer require a gradient")
+    if trainable_features:
+        raise Fail(f"{len(trainable_features)} parameters of the features still require a gradient "
+                   f"(e.g. {', '.join(trainable_features[:3])}): every parameter of model.features should be frozen")
+    after = student.call(student.eval(_STATE), net)
+    changed = [k for k in before if k not in after or not torch.equal(_tensor(before[k], k), _tensor(after[k], k))]
+    if changed:
+        raise Fail(f"freeze_features should leave the weights as they are, it changed {', '.join(changed[:3])}")

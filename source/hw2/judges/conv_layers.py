@@ -3,15 +3,16 @@
 The student's NumPy layers are probed on float64 inputs drawn from ``gen`` and compared with
 ``torch.nn.functional.conv2d`` / ``max_pool2d`` and their autograd gradients, computed here. The gradient
 checks compare the student's backward pass with central differences of the student's own forward pass
-along random directions (each difference is two probes, so the number of probes stays small). The
-handout's fixed examples stay fixed.
+along random directions (each difference is two probes, so the number of probes stays small); when one
+disagrees, the gradient is recomputed entry by entry (the input's entries in one batched probe, the weights'
+one entry at a time) so that the message names the worst entry. The handout's fixed examples stay fixed.
 """
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from eep590_utils.checks import check_close, check_shape, check_true, check_type
-from eep590_utils.grading.judge import Fail, judge
+from eep590_utils.checks import check_close, check_shape, check_type
+from eep590_utils.grading.judge import Fail, StudentError, judge
 
 RTOL, ATOL = 1e-5, 1e-6  # against torch, float64 inputs: any correct loop order passes by orders of magnitude
 
@@ -40,11 +41,16 @@ def _array(value, name):
     return value.astype(np.float64)
 
 
-def _conv_case(gen, stride, pad):
-    """x, w, b, conv_param: non-square inputs and filters, 1 to 3 images, channels and filters."""
+def _conv_case(gen, stride, pad, square=None):
+    """x, w, b, conv_param: non-square inputs and filters, 1 to 3 images, channels and filters.
+
+    square=False forces a non-square kernel (so that a kernel read as (WW, HH) never passes by chance).
+    """
     N, C, Fn = _randint(gen, 1, 3), _randint(gen, 1, 3), _randint(gen, 1, 4)
     H, W = _randint(gen, 5, 9), _randint(gen, 5, 9)
     HH, WW = _randint(gen, 1, 4), _randint(gen, 1, 4)
+    if square is False and HH == WW:
+        WW = HH % 4 + 1
     return (_normal(gen, N, C, H, W), _normal(gen, Fn, C, HH, WW), _normal(gen, Fn),
             {"stride": stride, "pad": pad})
 
@@ -54,6 +60,37 @@ CONV_SETTINGS = [(1, 0), (2, 0), (1, 1), (2, 1), (1, 2), (2, 2)]
 
 def _describe(x, w, conv_param):
     return f"x of shape {x.shape}, w of shape {w.shape}, stride={conv_param['stride']}, pad={conv_param['pad']}"
+
+
+def _check_output_shape(out_shape, x_shape, w_shape, conv_param, case):
+    """Fail unless the forward output has the expected shape; say so when the kernel was read as (WW, HH)."""
+    (N, _, H, W), (Fn, _, HH, WW) = x_shape, w_shape
+    stride, pad = conv_param["stride"], conv_param["pad"]
+    expected = (N, Fn, 1 + (H + 2 * pad - HH) // stride, 1 + (W + 2 * pad - WW) // stride)
+    swapped = (N, Fn, 1 + (H + 2 * pad - WW) // stride, 1 + (W + 2 * pad - HH) // stride)
+    if tuple(out_shape) != expected:
+        if tuple(out_shape) == swapped:
+            raise Fail(f"the output has shape {tuple(out_shape)} for {case}, expected {expected}: that is the output of "
+                       f"a kernel of height {WW} and width {HH}, but w has shape (F, C, HH, WW) = {tuple(w_shape)}: "
+                       "the kernel height HH is w.shape[2] and its width WW is w.shape[3]")
+        raise Fail(f"the output has shape {tuple(out_shape)} for {case}; expected {expected}")
+
+
+def _forward(student, x, w, b, conv_param, case):
+    """student.conv_forward_naive(...) as (out, cache); an error with a non-square kernel says HH and WW may be swapped."""
+    try:
+        return _output(student.conv_forward_naive(x, w, b, conv_param), "conv_forward_naive")
+    except StudentError as error:
+        if w.shape[2] == w.shape[3] or error.ename not in ("ValueError", "IndexError"):
+            raise
+        raise Fail(f"your code raised {error.ename}: {error.evalue} ({case}). The kernel is not square: w has shape "
+                   f"(F, C, HH, WW), so its height HH is w.shape[2] = {w.shape[2]} and its width WW is w.shape[3] = "
+                   f"{w.shape[3]}: are HH and WW swapped somewhere?") from None
+
+
+def _check_grad_shape(grad, like, name, layout):
+    """check_shape naming what the gradient belongs to (a swapped HH/WW shows as 'axes 2 and 3 are swapped')."""
+    check_shape(grad, like.shape, f"{name} (the gradient of {name[1:]}, which has shape {layout} = {like.shape})")
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -66,9 +103,12 @@ def conv_forward_output_shape(student, gen):
             (((2, 3, 5, 5), (4, 3, 3, 3), 1, 1), (2, 4, 5, 5)),
             (((1, 2, 7, 6), (3, 2, 3, 2), 2, 0), (1, 3, 3, 3)),
             (((3, 1, 6, 9), (2, 1, 2, 4), 3, 2), (3, 2, 3, 4))]:
-        out, _ = _output(student.conv_forward_naive(np.ones(x_shape), np.ones(w_shape), np.zeros(w_shape[0]),
-                                                    {"stride": stride, "pad": pad}), "conv_forward_naive")
+        conv_param = {"stride": stride, "pad": pad}
+        out, _ = _forward(student, np.ones(x_shape), np.ones(w_shape), np.zeros(w_shape[0]), conv_param,
+                          f"x of shape {x_shape}")
         check_type(out, np.ndarray, "conv_forward_naive(...)[0]")
+        _check_output_shape(out.shape, x_shape, w_shape, conv_param,
+                            f"x of shape {x_shape}, w of shape {w_shape}, stride={stride}, pad={pad}")
         check_shape(out, expected, f"conv_forward_naive output for x {x_shape}, w {w_shape}, stride={stride}, pad={pad}")
 
 
@@ -90,14 +130,13 @@ def conv_forward_example(student, gen):
 
 @judge("conv_forward_matches_torch")
 def conv_forward_matches_torch(student, gen):
-    for stride, pad in CONV_SETTINGS:
-        x, w, b, conv_param = _conv_case(gen, stride, pad)
+    for i, (stride, pad) in enumerate(CONV_SETTINGS):
+        x, w, b, conv_param = _conv_case(gen, stride, pad, square=None if i else False)
         want = F.conv2d(torch.from_numpy(x), torch.from_numpy(w), torch.from_numpy(b), stride=stride, padding=pad).numpy()
-        out, _ = _output(student.conv_forward_naive(x, w, b, conv_param), "conv_forward_naive")
         case = _describe(x, w, conv_param)
+        out, _ = _forward(student, x, w, b, conv_param, case)
         out = _array(out, f"the output for {case}")
-        if out.shape != want.shape:
-            raise Fail(f"the output has shape {out.shape} for {case}; expected {want.shape}")
+        _check_output_shape(out.shape, x.shape, w.shape, conv_param, case)
         if not np.allclose(out, want, rtol=RTOL, atol=ATOL):
             raise Fail(f"wrong output values for {case}")
 
@@ -115,8 +154,44 @@ def _numerical_projection(forward, inputs, index, v, dout, h):
     return float(np.sum((f_plus - f_minus) * dout) / (2 * h))
 
 
+def _numerical_first_input(forward, inputs, dout, h):
+    """The numerical gradient of <forward(x, ...), dout> in x, entry by entry, in ONE probe.
+
+    Every layer here treats the images of a batch independently, so the 2 * x[n].size perturbed copies of
+    every image x[n] are stacked into one batch. None when the student's forward does not take that batch.
+    """
+    x = inputs[0]
+    N, per = x.shape[0], x[0].size
+    steps = np.eye(per).reshape(per, *x.shape[1:]) * h
+    batch = np.concatenate([np.concatenate([x[n] + steps, x[n] - steps]) for n in range(N)])
+    try:
+        out = _array(forward(batch, *inputs[1:]), "the forward output")
+    except (AssertionError, StudentError):  # the verdict is decided already: this only locates the error
+        return None
+    if out.shape != (2 * N * per,) + dout.shape[1:]:
+        return None
+    out = out.reshape(N, 2, per, -1)
+    numeric = np.einsum("npk,nk->np", out[:, 0] - out[:, 1], dout.reshape(N, -1)) / (2 * h)
+    return numeric.reshape(x.shape)
+
+
+def _numerical_entrywise(forward, inputs, index, dout, h):
+    """The numerical gradient of <forward(...), dout> in inputs[index], two probes per entry."""
+    x = inputs[index]
+    numeric = np.zeros_like(x)
+    for ix in np.ndindex(*x.shape):
+        v = np.zeros_like(x)
+        v[ix] = 1.0
+        numeric[ix] = _numerical_projection(forward, inputs, index, v, dout, h)
+    return numeric
+
+
 def _gradient_check(gen, forward, inputs, grads, dout, names, directions=3, h=1e-5, tol=1e-6):
-    """For each input, <grad, v> against the central difference of <forward(...), dout> along random v."""
+    """For each input, <grad, v> against the central difference of <forward(...), dout> along random v.
+
+    On a disagreement, the whole numerical gradient of that input is computed so that the message names the
+    worst entry (index, the student's value, the numerical one, the relative error).
+    """
     for index, (grad, name) in enumerate(zip(grads, names)):
         if grad is None:
             continue
@@ -125,23 +200,29 @@ def _gradient_check(gen, forward, inputs, grads, dout, names, directions=3, h=1e
             numeric = _numerical_projection(forward, inputs, index, v, dout, h)
             analytic = float(np.sum(grad * v))
             error = abs(numeric - analytic) / max(1e-8, abs(numeric) + abs(analytic))
-            check_true(error < tol, f"{name} disagrees with the numerical gradient (relative error {error:.2e})")
+            if error >= tol:
+                full = (_numerical_first_input(forward, inputs, dout, h) if index == 0
+                        else _numerical_entrywise(forward, inputs, index, dout, h))
+                if full is not None:
+                    check_close(grad, full, f"{name} against the numerical gradient of your forward pass",
+                                max_rel_error=tol)
+                raise Fail(f"{name} disagrees with the numerical gradient (relative error {error:.2e})")
 
 
 @judge("conv_backward_gradient_check")
 def conv_backward_gradient_check(student, gen):
     x, w, b = _normal(gen, 3, 2, 6, 5), _normal(gen, 3, 2, 3, 2), _normal(gen, 3)
     conv_param = {"stride": 2, "pad": 1}
-    out, cache = _output(student.conv_forward_naive(x, w, b, conv_param), "conv_forward_naive")
+    out, cache = _forward(student, x, w, b, conv_param, _describe(x, w, conv_param))
     out = _array(out, "conv_forward_naive(...)[0]")
     dout = _normal(gen, *out.shape)
     grads = student.conv_backward_naive(dout, cache)
     if not isinstance(grads, (tuple, list)) or len(grads) != 3:
         raise Fail("conv_backward_naive should return a tuple (dx, dw, db)")
     dx, dw, db = (_array(g, name) for g, name in zip(grads, ["dx", "dw", "db"]))
-    check_shape(dx, x.shape, "dx")
-    check_shape(dw, w.shape, "dw")
-    check_shape(db, b.shape, "db")
+    _check_grad_shape(dx, x, "dx", "(N, C, H, W)")
+    _check_grad_shape(dw, w, "dw", "(F, C, HH, WW)")
+    _check_grad_shape(db, b, "db", "(F,)")
 
     def forward(x, w, b):
         return _output(student.conv_forward_naive(x, w, b, conv_param), "conv_forward_naive")[0]
@@ -151,21 +232,22 @@ def conv_backward_gradient_check(student, gen):
 
 def _conv_backward_matches_torch(student, gen, which):
     name = ["dx", "dw", "db"][which]
-    for stride, pad in CONV_SETTINGS:
-        x, w, b, conv_param = _conv_case(gen, stride, pad)
+    for i, (stride, pad) in enumerate(CONV_SETTINGS):
+        x, w, b, conv_param = _conv_case(gen, stride, pad, square=None if i else False)
         xt, wt, bt = (torch.from_numpy(a.copy()).requires_grad_() for a in (x, w, b))
         outt = F.conv2d(xt, wt, bt, stride=stride, padding=pad)
         dout = _normal(gen, *outt.shape)
         outt.backward(torch.from_numpy(dout))
         want = [xt.grad, wt.grad, bt.grad][which].numpy()
-        _, cache = _output(student.conv_forward_naive(x, w, b, conv_param), "conv_forward_naive")
+        case = _describe(x, w, conv_param)
+        _, cache = _forward(student, x, w, b, conv_param, case)
         grads = student.conv_backward_naive(dout, cache)
         if not isinstance(grads, (tuple, list)) or len(grads) != 3:
             raise Fail("conv_backward_naive should return a tuple (dx, dw, db)")
-        case = _describe(x, w, conv_param)
         got = _array(grads[which], f"{name} for {case}")
         if got.shape != want.shape:
-            raise Fail(f"{name} has shape {got.shape} for {case}; expected {want.shape}")
+            like, layout = [(x, "(N, C, H, W)"), (w, "(F, C, HH, WW)"), (b, "(F,)")][which]
+            _check_grad_shape(got, like, name, layout)
         if not np.allclose(got, want, rtol=RTOL, atol=ATOL):
             raise Fail(f"wrong {name} for {case}")
 
@@ -243,7 +325,7 @@ def max_pool_backward_gradient_check(student, gen):
     out = _array(out, "max_pool_forward_naive(...)[0]")
     dout = _normal(gen, *out.shape)
     dx = _array(student.max_pool_backward_naive(dout, cache), "dx")
-    check_shape(dx, x.shape, "dx")
+    _check_grad_shape(dx, x, "dx", "(N, C, H, W)")
 
     def forward(x):
         return _output(student.max_pool_forward_naive(x, pool_param), "max_pool_forward_naive")[0]

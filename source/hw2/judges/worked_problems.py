@@ -2,7 +2,9 @@
 
 The answers are the handout's fixed examples (read with ``student.value``); the formula functions
 (``conv_num_params``, ``conv_output_shape``, ``pool_output_shape``, ``receptive_field``) are probed on
-cases drawn from ``gen`` and compared with PyTorch layers built here. Hidden checks never say the right value.
+cases drawn from ``gen`` and compared with PyTorch layers built here; the LeNet-5 and VGG16 references are
+computed here from the architectures (VGG16 on the ``meta`` device: shapes and parameter counts, no memory).
+Hidden checks never say the right value (not even a shape the question leaves to the student).
 """
 import numpy as np
 import torch
@@ -19,15 +21,34 @@ def _randint(gen, low, high):
     return int(torch.randint(low, high + 1, (1,), generator=gen))
 
 
-def _numeric(value, name, shape):
-    """value as a float64 array of the given shape (Fail with a message otherwise)."""
+def _numeric(value, name, shape, hint=None):
+    """value as a float64 array of the given shape (Fail with a message otherwise).
+
+    hint: said instead of the expected shape, where the shape is part of the answer.
+    """
+    if value is None:
+        raise Fail(f"{name} is None: assign your answer to it")
     try:
         array = np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError):
-        raise Fail(f"{name} should be a numeric array of shape {shape}") from None
-    if array.shape != tuple(shape):
-        raise Fail(f"{name} has shape {array.shape}, expected {tuple(shape)}")
+        raise Fail(f"{name} should be an array of numbers, got {type(value).__name__}") from None
+    if hint is not None:
+        if array.shape != tuple(shape):
+            got = "a scalar" if array.ndim == 0 else f"an array of shape {array.shape}"
+            raise Fail(f"{name} has the wrong shape (got {got}): {hint}")
+        return array
+    check_shape(array, shape, name)  # says 'should be a 1-D array of 19 values, got a scalar (...)' and the like
     return array
+
+
+def _int_answer(student, name):
+    """The notebook variable ``name`` as an int (Fail unless it is an integer)."""
+    value = student.value(name)
+    if value is None:
+        raise Fail(f"{name} is None: assign your answer to it")
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise Fail(f"{name} should be an int, got {type(value).__name__} {value!r}")
+    return int(value)
 
 
 def _ints(value, name, length):
@@ -54,27 +75,42 @@ def _rect_response(first, last):
     return ref
 
 
-@judge("y_rect_shape_and_start")
-def y_rect_shape_and_start(student, gen):
-    y = student.value("y_rect")
-    check_shape(np.asarray(y), (19,), "y_rect")
-    check_close(np.asarray(y)[:6], np.zeros(6), "y_rect for n = -6..-1")
-    check_close(np.asarray(y)[6], 1.0, "y_rect at n = 0")
+def _first_wrong(got, ref, ns):
+    """'n = k' for the first n (of ns) where got and ref disagree."""
+    bad = np.flatnonzero(~np.isclose(got, ref, atol=1e-6))
+    return f"n = {ns[bad[0]]}" if bad.size else ""
 
 
-@judge("y_rect_values")
-def y_rect_values(student, gen):
+N_AXIS = list(range(-6, 13))
+
+
+@judge("y_rect_rising_part")
+def y_rect_rising_part(student, gen):
     y = _numeric(student.value("y_rect"), "y_rect", (19,))
     ref = _rect_response(0, 6)
+    if not np.allclose(y[:6], ref[:6], atol=1e-6):
+        raise Fail(f"y_rect is wrong before the rect starts (n < 0), first at {_first_wrong(y[:6], ref[:6], N_AXIS)}")
     if not np.allclose(y[6:13], ref[6:13], atol=1e-6):
-        raise Fail("y_rect is wrong while the rect is entering the filter (0 <= n <= 6)")
+        raise Fail("y_rect is wrong while the rect is entering the filter (0 <= n <= 6), first at "
+                   + _first_wrong(y[6:13], ref[6:13], N_AXIS[6:13]))
+
+
+@judge("y_rect_decaying_part")
+def y_rect_decaying_part(student, gen):
+    y = _numeric(student.value("y_rect"), "y_rect", (19,))
+    ref = _rect_response(0, 6)
     if not np.allclose(y[13:], ref[13:], atol=1e-6):
-        raise Fail("y_rect is wrong after the rect has ended (n >= 7)")
+        raise Fail("y_rect is wrong after the rect has ended (n >= 7), first at "
+                   + _first_wrong(y[13:], ref[13:], N_AXIS[13:]) + ": which samples of x still overlap h there?")
 
 
-@judge("y2_rect_shape")
-def y2_rect_shape(student, gen):
-    check_shape(np.asarray(student.value("y2_rect")), (19,), "y2_rect")
+@judge("y2_rect_zero_before_shift")
+def y2_rect_zero_before_shift(student, gen):
+    y2 = _numeric(student.value("y2_rect"), "y2_rect", (19,))
+    ref = _rect_response(5, 11)
+    if not np.allclose(y2[:11], ref[:11], atol=1e-6):
+        raise Fail(f"y2_rect is wrong before the shifted rect reaches the filter, first at {_first_wrong(y2[:11], ref[:11], N_AXIS)}: "
+                   "where does x2(n) = x(n - 5) start?")
 
 
 @judge("y2_rect_values")
@@ -94,9 +130,18 @@ def _true_conv(stride, pad):
     return F.conv2d(x, flipped, stride=stride, padding=pad)[0, 0].numpy()
 
 
-@judge("y_2d_valid_shape")
-def y_2d_valid_shape(student, gen):
-    check_shape(np.asarray(student.value("y_2d_valid")), (3, 3), "y_2d_valid")
+S1P1_HINT = "with stride 1 and padding 1, how many window positions fit along each axis?"
+S2P1_HINT = "with stride 2 and padding 1, how many window positions fit along each axis?"
+
+
+def _magnitudes(got, ref, name):
+    if not np.allclose(np.abs(got), np.abs(ref), atol=1e-6):
+        raise Fail(f"the magnitudes of the entries of {name} are wrong (not only their signs)")
+
+
+@judge("y_2d_valid_magnitudes")
+def y_2d_valid_magnitudes(student, gen):
+    _magnitudes(_numeric(student.value("y_2d_valid"), "y_2d_valid", (3, 3)), _true_conv(1, 0), "y_2d_valid")
 
 
 @judge("y_2d_valid_values")
@@ -109,14 +154,15 @@ def y_2d_valid_values(student, gen):
         raise Fail("y_2d_valid is wrong")
 
 
-@judge("y_2d_s1_p1_shape")
-def y_2d_s1_p1_shape(student, gen):
-    check_shape(np.asarray(student.value("y_2d_s1_p1")), (5, 5), "y_2d_s1_p1")
+@judge("y_2d_s1_p1_magnitudes")
+def y_2d_s1_p1_magnitudes(student, gen):
+    ref = _true_conv(1, 1)
+    _magnitudes(_numeric(student.value("y_2d_s1_p1"), "y_2d_s1_p1", ref.shape, S1P1_HINT), ref, "y_2d_s1_p1")
 
 
 @judge("y_2d_s1_p1_values")
 def y_2d_s1_p1_values(student, gen):
-    got = _numeric(student.value("y_2d_s1_p1"), "y_2d_s1_p1", (5, 5))
+    got = _numeric(student.value("y_2d_s1_p1"), "y_2d_s1_p1", (5, 5), S1P1_HINT)
     ref = _true_conv(1, 1)
     if np.allclose(got, -ref):
         raise Fail("y_2d_s1_p1 has the wrong sign everywhere: was the kernel flipped?")
@@ -126,14 +172,15 @@ def y_2d_s1_p1_values(student, gen):
         raise Fail("y_2d_s1_p1 is wrong on its border, where the kernel overlaps the zero padding")
 
 
-@judge("y_2d_s2_p1_shape")
-def y_2d_s2_p1_shape(student, gen):
-    check_shape(np.asarray(student.value("y_2d_s2_p1")), (3, 3), "y_2d_s2_p1")
+@judge("y_2d_s2_p1_magnitudes")
+def y_2d_s2_p1_magnitudes(student, gen):
+    ref = _true_conv(2, 1)
+    _magnitudes(_numeric(student.value("y_2d_s2_p1"), "y_2d_s2_p1", ref.shape, S2P1_HINT), ref, "y_2d_s2_p1")
 
 
 @judge("y_2d_s2_p1_values")
 def y_2d_s2_p1_values(student, gen):
-    got = _numeric(student.value("y_2d_s2_p1"), "y_2d_s2_p1", (3, 3))
+    got = _numeric(student.value("y_2d_s2_p1"), "y_2d_s2_p1", (3, 3), S2P1_HINT)
     ref = _true_conv(2, 1)
     if np.allclose(got, -ref):
         raise Fail("y_2d_s2_p1 has the wrong sign everywhere: was the kernel flipped?")
@@ -149,7 +196,7 @@ def y_2d_s2_p1_values(student, gen):
 def conv_num_params_example(student, gen):
     got = student.conv_num_params(3, 8, 16)
     check_type(got, (tuple, list), "conv_num_params(3, 8, 16)")
-    check_close(np.array(got), np.array([3 * 3 * 8 * 16, 16]), "conv_num_params(3, 8, 16)")
+    check_close(np.array(got), np.array([1152, 16]), "conv_num_params(3, 8, 16) (weights, biases)")
 
 
 @judge("conv_num_params_general")
@@ -166,28 +213,30 @@ def conv_num_params_general(student, gen):
 @judge("conv_output_shape_example")
 def conv_output_shape_example(student, gen):
     check_close(np.array(student.conv_output_shape(32, 32, 3, 5, 2, 1, 6)), np.array([32, 32, 6]),
-                "conv_output_shape(32, 32, 3, K=5, P=2, S=1, F=6)")
+                "conv_output_shape(H=32, W=32, C=3, K=5, P=2, S=1, F=6)")
 
 
 def _conv_cases(gen, count=6):
-    """(W, H, C, K, P, S, F): non-square inputs, paddings 0 to 2 (most cases padded), strides 1 to 3."""
+    """(H, W, C, K, P, S, F): non-square inputs, paddings 0 to 2 (most cases padded), strides 1 to 3."""
     for i in range(count):
         K = _randint(gen, 1, 5)
         P = _randint(gen, 1, 2) if i % 3 else _randint(gen, 0, 2)
-        S = _randint(gen, 1, 3) if i else 2
-        W, H = _randint(gen, max(K, 5), 15), _randint(gen, max(K, 5), 15)
-        if i == 0 and (W - K + 2 * P) % 2 == 0:
-            W += 1  # one case where the stride does not divide evenly (floor, not round or ceil)
-        yield W, H, _randint(gen, 1, 4), K, P, S, _randint(gen, 1, 8)
+        S = (_randint(gen, 1, 3) if i > 1 else 1) if i else 2  # case 1 has stride 1: H and W never round alike
+        H, W = _randint(gen, max(K, 5), 15), _randint(gen, max(K, 5), 15)
+        if i == 0 and (H - K + 2 * P) % 2 == 0:
+            H += 1  # one case where the stride does not divide evenly (floor, not round or ceil)
+        if H == W:
+            W += 1  # never square: (H, W) swapped must show
+        yield H, W, _randint(gen, 1, 4), K, P, S, _randint(gen, 1, 8)
 
 
 @judge("conv_output_shape_general")
 def conv_output_shape_general(student, gen):
-    for W, H, C, K, P, S, Fn in _conv_cases(gen):
+    for H, W, C, K, P, S, Fn in _conv_cases(gen):
         out = torch.nn.Conv2d(C, Fn, K, stride=S, padding=P)(torch.zeros(1, C, H, W))
-        want = (out.shape[3], out.shape[2], out.shape[1])
-        case = f"W={W}, H={H}, C={C}, K={K}, P={P}, S={S}, F={Fn}"
-        got = _ints(student.conv_output_shape(W, H, C, K, P, S, Fn), f"conv_output_shape for {case}", 3)
+        want = (out.shape[2], out.shape[3], out.shape[1])
+        case = f"H={H}, W={W}, C={C}, K={K}, P={P}, S={S}, F={Fn}"
+        got = _ints(student.conv_output_shape(H, W, C, K, P, S, Fn), f"conv_output_shape for {case}", 3)
         if not all(float(g) == float(w) for g, w in zip(got, want)):
             raise Fail(f"conv_output_shape is wrong for {case}")
 
@@ -195,7 +244,7 @@ def conv_output_shape_general(student, gen):
 @judge("pool_output_shape_example")
 def pool_output_shape_example(student, gen):
     check_close(np.array(student.pool_output_shape(28, 28, 10, 2, 2)), np.array([14, 14, 10]),
-                "pool_output_shape(28, 28, 10, K=2, S=2)")
+                "pool_output_shape(H=28, W=28, C=10, K=2, S=2)")
 
 
 @judge("pool_output_shape_general")
@@ -203,13 +252,13 @@ def pool_output_shape_general(student, gen):
     for i in range(5):
         K = _randint(gen, 2, 4)
         S = _randint(gen, 1, K - 1) if i % 2 else _randint(gen, 2, 3)  # overlapping windows, and not
-        W, H, C = _randint(gen, K + 2, 14), _randint(gen, K + 2, 14), _randint(gen, 1, 6)
-        if i == 0 and (W - K) % S == 0:
-            W += 1  # one case where the stride does not divide evenly (floor, not round or ceil)
+        H, W, C = _randint(gen, K + 2, 14), _randint(gen, K + 2, 14), _randint(gen, 1, 6)
+        if i == 0 and (H - K) % S == 0:
+            H += 1  # one case where the stride does not divide evenly (floor, not round or ceil)
         out = torch.nn.MaxPool2d(K, stride=S)(torch.zeros(1, C, H, W))
-        want = (out.shape[3], out.shape[2], out.shape[1])
-        case = f"W={W}, H={H}, C={C}, K={K}, S={S}"
-        got = _ints(student.pool_output_shape(W, H, C, K, S), f"pool_output_shape for {case}", 3)
+        want = (out.shape[2], out.shape[3], out.shape[1])
+        case = f"H={H}, W={W}, C={C}, K={K}, S={S}"
+        got = _ints(student.pool_output_shape(H, W, C, K, S), f"pool_output_shape for {case}", 3)
         if not all(float(g) == float(w) for g, w in zip(got, want)):
             raise Fail(f"pool_output_shape is wrong for {case}")
 
@@ -247,14 +296,7 @@ def _rf(layers):
     return r
 
 
-@judge("downsampling_answers_are_ints")
-def downsampling_answers_are_ints(student, gen):
-    for name in RF_NAMES:
-        check_type(student.value(name), int, name)
-
-
-@judge("downsampling_answers_correct")
-def downsampling_answers_correct(student, gen):
+def _rf_answers(student, names):
     want = {
         "rf_pool": _rf([(2, 2)]),
         "rf_conv_conv": _rf([(3, 1), (3, 1)]),
@@ -262,18 +304,23 @@ def downsampling_answers_correct(student, gen):
         "rf_growth_after_pool": _rf([(3, 1), (2, 2), (3, 1), (3, 1)]) - _rf([(3, 1), (2, 2), (3, 1)]),
     }
     hints = {"rf_conv_pool_conv": ": how far apart, in input pixels, are neighbouring outputs of the pool?"}
-    for name in RF_NAMES:
-        got = student.value(name)
-        if not (isinstance(got, int) and not isinstance(got, bool) and got == want[name]):
+    for name in names:
+        if _int_answer(student, name) != want[name]:
             raise Fail(f"{name} is wrong{hints.get(name, '')}")
+
+
+@judge("rf_without_pool_correct")
+def rf_without_pool_correct(student, gen):
+    _rf_answers(student, ["rf_pool", "rf_conv_conv"])
+
+
+@judge("rf_with_pool_correct")
+def rf_with_pool_correct(student, gen):
+    _rf_answers(student, ["rf_conv_pool_conv", "rf_growth_after_pool"])
 
 
 # ----------------------------------------------------------------------------------------------------------
 # Question 4: the network table
-
-GIVEN_PARAMS = [(0, 0), (2, 0), (3, 910), (5, 0)]
-GIVEN_ACTIVATIONS = [(0, (28, 28, 1)), (1, (28, 28, 10)), (2, (14, 14, 10)), (5, (490,)), (6, (3,))]
-
 
 def _table(student):
     params, activations = student.value("table_params"), student.value("table_activations")
@@ -288,16 +335,6 @@ def _as_tuple(entry):
     if isinstance(entry, np.ndarray):
         return tuple(entry.tolist())
     return tuple(entry) if isinstance(entry, (list, tuple)) else entry
-
-
-@judge("network_table_format")
-def network_table_format(student, gen):
-    params, activations = _table(student)
-    for row, given in GIVEN_PARAMS:
-        check_true(params[row] == given, f"table_params[{row}] is given in the table as {given}, got {params[row]}")
-    for row, given in GIVEN_ACTIVATIONS:
-        check_true(_as_tuple(activations[row]) == given,
-                   f"table_activations[{row}] is given in the table as {given}, got {activations[row]}")
 
 
 def _count(module):
@@ -319,28 +356,32 @@ def network_table_fc_params(student, gen):
         raise Fail("the parameter count of FC-3 is wrong: did you count the biases?")
 
 
-@judge("network_table_activations")
-def network_table_activations(student, gen):
-    _, activations = _table(student)
+def _small_net_shapes():
+    """(H, W, C) after each layer of the 3(e) network, measured in PyTorch."""
     z, shapes = torch.zeros(1, 1, 28, 28), []
     for layer in [torch.nn.Conv2d(1, 10, 3, padding=1), torch.nn.MaxPool2d(2, 2),
                   torch.nn.Conv2d(10, 10, 3, padding=1), torch.nn.MaxPool2d(2, 2)]:
         z = layer(z)
-        shapes.append((z.shape[3], z.shape[2], z.shape[1]))
-    if _as_tuple(activations[3]) != shapes[2]:
-        raise Fail("the activations of the second CONV3-10 are wrong")
-    if _as_tuple(activations[4]) != shapes[3]:
-        raise Fail("the activations of the second POOL2 are wrong")
+        shapes.append((z.shape[2], z.shape[3], z.shape[1]))
+    return shapes
+
+
+@judge("network_table_conv2_activations")
+def network_table_conv2_activations(student, gen):
+    _, activations = _table(student)
+    if _as_tuple(activations[3]) != _small_net_shapes()[2]:
+        raise Fail("the activations of the second CONV3-10 are wrong: padding 1 and stride 1 keep which sizes?")
+
+
+@judge("network_table_pool2_activations")
+def network_table_pool2_activations(student, gen):
+    _, activations = _table(student)
+    if _as_tuple(activations[4]) != _small_net_shapes()[3]:
+        raise Fail("the activations of the second POOL2 are wrong (H x W x C)")
 
 
 # ----------------------------------------------------------------------------------------------------------
 # Question 5: global average pooling and shifts
-
-
-@judge("gap_answers_shapes")
-def gap_answers_shapes(student, gen):
-    check_shape(np.asarray(student.value("g3")), (3,), "g3")
-    check_shape(np.asarray(student.value("g4")), (3,), "g4")
 
 
 @judge("gap_g3_correct")
@@ -356,3 +397,128 @@ def gap_g4_correct(student, gen):
     if not np.allclose(g4, [0.1, 0.9, 0.0], atol=1e-6):
         raise Fail("g4 is wrong: is x4 a shifted copy of x1 or of x2? (The filters are not symmetric, so "
                    "transposing is not an invariance.)")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Question 5: LeNet-5 (LeCun et al. 1998, Table I: which S2 maps each C3 map reads)
+
+C3_INPUTS = ([[(m + k) % 6 for k in range(3)] for m in range(6)] + [[(m + k) % 6 for k in range(4)] for m in range(6)]
+             + [[0, 1, 3, 4], [1, 2, 4, 5], [0, 2, 3, 5], list(range(6))])
+
+
+def _lenet_c1():
+    """(parameters, connections) of C1, from a PyTorch layer: connections = (weights + bias) per unit x units."""
+    conv = torch.nn.Conv2d(1, 6, 5)
+    units = conv(torch.zeros(1, 1, 32, 32)).numel()                       # 6 x 28 x 28
+    per_unit = conv.weight[0].numel() + 1                                  # 5 x 5 x 1 weights and the bias
+    return sum(p.numel() for p in conv.parameters()), units * per_unit
+
+
+@judge("lenet_c1_params_correct")
+def lenet_c1_params_correct(student, gen):
+    got, (want, _) = _int_answer(student, "lenet_c1_params"), _lenet_c1()
+    if got == want - 6:
+        raise Fail("lenet_c1_params is wrong: did you count the biases (one per feature map)?")
+    if got != want:
+        raise Fail("lenet_c1_params is wrong: a parameter shared by all units of a map counts once")
+
+
+@judge("lenet_c1_connections_correct")
+def lenet_c1_connections_correct(student, gen):
+    got, (params, want) = _int_answer(student, "lenet_c1_connections"), _lenet_c1()
+    if got == params:
+        raise Fail("lenet_c1_connections is wrong: that is the number of parameters; every unit has its own connections")
+    if got == want // 26 * 25:
+        raise Fail("lenet_c1_connections is wrong: did you count each unit's connection to its bias?")
+    if got != want:
+        raise Fail("lenet_c1_connections is wrong: how many units do the 6 maps have, and how many connections each?")
+
+
+@judge("lenet_c3_params_correct")
+def lenet_c3_params_correct(student, gen):
+    got = _int_answer(student, "lenet_c3_params")
+    want = sum(sum(p.numel() for p in torch.nn.Conv2d(len(inputs), 1, 5).parameters()) for inputs in C3_INPUTS)
+    if got == sum(p.numel() for p in torch.nn.Conv2d(6, 16, 5).parameters()):
+        raise Fail("lenet_c3_params is wrong: C3 is not fully connected to S2; count the kernels each map has")
+    if got == want - len(C3_INPUTS):
+        raise Fail("lenet_c3_params is wrong: did you count the biases (one per C3 map)?")
+    if got != want:
+        raise Fail("lenet_c3_params is wrong")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Question 6: VGG16, built here on the meta device (shapes and parameter counts without memory or compute)
+
+VGG16_NAMES = (["Input"] + ["CONV3-64"] * 2 + ["POOL2"] + ["CONV3-128"] * 2 + ["POOL2"] + ["CONV3-256"] * 3 + ["POOL2"]
+               + (["CONV3-512"] * 3 + ["POOL2"]) * 2 + ["FC-4096", "FC-4096", "FC-1000"])
+
+
+def _vgg16_reference():
+    """[(name, activations, params)] for one 224 x 224 x 3 image, biases counted."""
+    z = torch.zeros(1, 3, 224, 224, device="meta")
+    rows = [("Input", z.numel(), 0)]
+    for name in VGG16_NAMES[1:]:
+        if name.startswith("CONV3-"):
+            layer = torch.nn.Conv2d(z.shape[1], int(name[6:]), 3, padding=1, device="meta")
+        elif name == "POOL2":
+            layer = torch.nn.MaxPool2d(2, 2)
+        else:
+            z = z.flatten(1)
+            layer = torch.nn.Linear(z.shape[1], int(name[3:]), device="meta")
+        z = layer(z)
+        rows.append((name, z.numel(), sum(p.numel() for p in layer.parameters())))
+    return rows
+
+
+def _vgg16_rows(student):
+    """The student's table, checked for its format: 22 rows (name, activations, params) with the right names."""
+    table = student.vgg16_table()
+    if not isinstance(table, (list, tuple)) or len(table) != len(VGG16_NAMES):
+        got = f"{len(table)} rows" if isinstance(table, (list, tuple)) else type(table).__name__
+        raise Fail(f"vgg16_table() should return a list of {len(VGG16_NAMES)} rows, it returned {got}")
+    rows = []
+    for i, (row, name) in enumerate(zip(table, VGG16_NAMES)):
+        if not isinstance(row, (list, tuple)) or len(row) != 3:
+            raise Fail(f"row {i} of vgg16_table() should be a tuple (layer, activations, params), got {row!r}")
+        if row[0] != name:
+            raise Fail(f"row {i} of vgg16_table() should be the layer {name!r}, got {row[0]!r}")
+        if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in row[1:]):
+            raise Fail(f"row {i} ({name}): activations and params should be ints, got {tuple(row[1:])!r}")
+        rows.append((name, int(row[1]), int(row[2])))
+    return rows
+
+
+def _compare_rows(rows, which, keep, what):
+    """Fail naming the first row (of those kept) whose column ``which`` differs from the reference."""
+    for i, (got, want) in enumerate(zip(rows, _vgg16_reference())):
+        if keep(want[0]) and got[which] != want[which]:
+            hint = ""
+            if which == 2 and want[2] and got[2] == want[2] - int(want[0].split("-")[1]):
+                hint = ": did you count the biases? (they count here)"
+            raise Fail(f"row {i} ({want[0]}): the {what} are wrong{hint}")
+
+
+@judge("vgg16_activations_correct")
+def vgg16_activations_correct(student, gen):
+    _compare_rows(_vgg16_rows(student), 1, lambda name: True, "activations")
+
+
+@judge("vgg16_conv_params_correct")
+def vgg16_conv_params_correct(student, gen):
+    _compare_rows(_vgg16_rows(student), 2, lambda name: not name.startswith("FC"), "parameters")
+
+
+@judge("vgg16_fc_params_correct")
+def vgg16_fc_params_correct(student, gen):
+    _compare_rows(_vgg16_rows(student), 2, lambda name: name.startswith("FC"), "parameters")
+
+
+@judge("vgg16_totals_correct")
+def vgg16_totals_correct(student, gen):
+    reference = _vgg16_reference()
+    for name, column, what in [("vgg16_total_activations", 1, "activations"), ("vgg16_total_params", 2, "parameters")]:
+        got = _int_answer(student, name)
+        if got == sum(row[column] for row in reference[1:]) and column == 1:
+            raise Fail(f"{name} is wrong: the total includes the input's activations")
+        if got != sum(row[column] for row in reference):
+            raise Fail(f"{name} is wrong: it should be the sum of the {what} of all 22 rows (biases counted)")

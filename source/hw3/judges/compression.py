@@ -657,7 +657,8 @@ def count_macs_conv(student, gen):
     helper = _helper(student)
     spec = [("conv", [3, 8, 3], {"padding": 1})]
     got = _macs(student, _build_there(student, helper, _build_here(spec, gen), spec), (3, 10, 10))
-    check_true(got == 21600, f"count_macs(Conv2d(3, 8, 3, padding=1)) on (3, 10, 10) should be 21600, got {got}")
+    check_true(got == 21600, f"count_macs(Conv2d(3, 8, 3, padding=1)) for input_shape (3, 10, 10) (a 10 x 10 x 3 input) "
+                             f"should be 21600, got {got}")
     spec_a = [("conv", [3, 6, 5], {"stride": 2, "padding": 1}), ("relu", [], {}), ("conv", [6, 6, 3], {"groups": 6}),
               ("conv", [6, 12, 1], {}), ("avgpool", [2], {}), ("flatten", [], {}), ("linear", [48, 5], {})]
     spec_b = [("conv", [4, 8, (3, 1)], {"padding": (1, 0), "groups": 2}), ("maxpool", [2], {}), ("conv", [8, 2, (1, 3)], {})]

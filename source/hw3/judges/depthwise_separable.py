@@ -261,7 +261,8 @@ def _mac_cases(gen):
 
 def _pair(student, *args, **kwargs):
     r = student.conv_macs(*args, **kwargs)
-    check_true(isinstance(r, (tuple, list)) and len(r) == 2, "conv_macs should return a pair (standard_macs, separable_macs)")
+    check_true(isinstance(r, (tuple, list)) and len(r) == 2,
+               f"conv_macs should return a pair (standard_macs, separable_macs), got {r!r}"[:300])
     check_true(all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in r), "both MAC counts should be numbers")
     return r
 

@@ -55,7 +55,7 @@ def _stack_layers(C, device=None):
 
 
 def _stack_counts(C, H, W):
-    """([parameters of each stack], [MACs of each stack]) on one C x H x W input."""
+    """([parameters of each stack], [MACs of each stack]) on one H x W x C input (a (1, C, H, W) tensor here)."""
     params, macs = [], []
     for layers in _stack_layers(C, device="meta"):
         m, out = _conv_macs(layers, torch.zeros(1, C, H, W, device="meta"))
@@ -83,7 +83,7 @@ def _receptive_fields(gen, C=4, size=15):
 
 
 def _inception_reference():
-    """{(naive|reduced, macs|channels): value} of the two Inception modules of B3 on a 256 x 32 x 32 input."""
+    """{(naive|reduced, macs|channels): value} of the two Inception modules of B3 on a 32 x 32 x 256 input."""
     def conv(*args, **kwargs):
         return nn.Conv2d(*args, device="meta", **kwargs)
 
@@ -115,16 +115,18 @@ def _is_number(v):
 
 def _number(student, name, positive=True):
     v = student.value(name)
-    check_true(_is_number(v), f"{name} should be a number, got {type(v).__name__}")
+    check_true(v is not None, f"{name} is None: replace None by your answer (a number)")
+    check_true(_is_number(v), f"{name} should be a number, got {v!r}"[:300])
     if positive:
-        check_true(v > 0, f"{name} should be positive")
+        check_true(v > 0, f"{name} should be a positive number, got {v!r}")
     return v
 
 
-def _five(values, name):
+def _five(values, name, verb="return"):
     check_true(isinstance(values, (list, tuple)) and len(values) == 5,
-               f"{name} should return 5 numbers, got {values!r}"[:300])
-    check_true(all(_is_number(v) for v in values), f"every entry of {name} should be a number")
+               f"{name} should {verb} a list of 5 numbers, got {values!r}"[:300])
+    for i, v in enumerate(values):
+        check_true(_is_number(v), f"entry {i} of {name} (stack {i + 1}) should be a number, got {v!r}"[:300])
     return values
 
 
@@ -216,18 +218,18 @@ def conv_stack_macs_bottleneck(student, gen):
 
 @judge("conv_stack_receptive_fields_value")
 def conv_stack_receptive_fields_value(student, gen):
-    got = student.value("conv_stack_receptive_fields")
-    check_true(isinstance(got, (list, tuple)) and len(got) == 5, "conv_stack_receptive_fields should have 5 entries")
+    got = _five(student.value("conv_stack_receptive_fields"), "conv_stack_receptive_fields", verb="be")
     check_true(got[0] == 7, "stack 1 (one 7x7 convolution) has a 7x7 receptive field")
     want = _receptive_fields(gen)
     for i in range(5):
-        check_true(_is_number(got[i]) and got[i] == want[i], f"the receptive field of stack {i + 1} is wrong")
+        check_true(got[i] == want[i], f"the receptive field of stack {i + 1} is wrong")
 
 
 @judge("cheapest_7x7_stack_value")
 def cheapest_7x7_stack_value(student, gen):
     got = student.value("cheapest_7x7_stack")
-    check_true(_is_number(got) and got in (1, 2, 3, 4, 5), "cheapest_7x7_stack should be a stack number from 1 to 5")
+    check_true(_is_number(got) and got in (1, 2, 3, 4, 5),
+               f"cheapest_7x7_stack should be a stack number from 1 to 5, got {got!r}"[:300])
     rf = _receptive_fields(gen)
     for C, H, W in _cases(gen, n=2):
         macs = _stack_counts(C, H, W)[1]
