@@ -24,9 +24,8 @@ from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from traitlets import List
 
 from . import cells
-from .sandbox import Sandbox
+from .sandbox import Sandbox, kill_all, kill_tree  # noqa: F401 (kill_tree: part of this module's API)
 from .settings import Limits
-from .zygote import make_kernel_manager_class
 
 GiB = 2**30
 
@@ -53,26 +52,6 @@ class Cancelled(RuntimeError):
 CANCEL = threading.Event()
 _LIVE = set()  # psutil.Process of every kernel (its sandbox) alive now, for kill_all_kernels()
 _LIVE_LOCK = threading.Lock()
-
-
-def kill_tree(pid):
-    """Kill the process ``pid`` and every descendant (children first is pointless: all at once)."""
-    try:
-        root = psutil.Process(pid)
-        procs = root.children(recursive=True) + [root]
-    except psutil.Error:
-        return
-    kill_all(procs, timeout=5)
-
-
-def kill_all(procs, timeout):
-    """Kill every process of ``procs`` and wait (at most ``timeout`` s) until they are gone."""
-    for proc in procs:
-        try:
-            proc.kill()
-        except psutil.Error:
-            pass
-    psutil.wait_procs(procs, timeout=timeout)
 
 
 def kill_all_kernels():
@@ -302,7 +281,12 @@ class NotebookRunner:
         """A new kernel manager and client; each kernel (first or restarted) gets fresh sockets."""
         sockets = os.path.join(ipc, f"kernel{session}")
         os.makedirs(sockets)
-        manager = make_kernel_manager_class() if self.zygote else SandboxedKernelManager
+        if self.zygote:
+            from .zygote import make_kernel_manager_class
+
+            manager = make_kernel_manager_class()
+        else:
+            manager = SandboxedKernelManager
         km = manager(
             kernel_name="python3",
             transport="ipc",
@@ -376,6 +360,7 @@ class NotebookRunner:
             except Exception as error:  # did not start, or did not answer in start_timeout
                 failure = f"{type(error).__name__}: {error}"
                 await self._shutdown(client, km)
+                self.zygote = None  # the next attempt starts a cold kernel: a zygote's trouble is never the notebook's
         raise GraderFault(f"the kernel did not start in {self.limits.start_attempts} attempts ({failure})")
 
     @staticmethod
@@ -533,7 +518,8 @@ class NotebookRunner:
         if remaining <= 0:
             raise ProbeTimeout(f"{self.limits.cell_timeout:.0f} s per test")
         client.timeout = max(1, int(remaining))
-        probe_cell = nbformat.v4.new_code_cell(probe_code(request))
+        code, request_file = probe_code(request, self.workdir)
+        probe_cell = nbformat.v4.new_code_cell(code)
         original = self.nb.cells[index]
         try:
             await client.async_execute_cell(probe_cell, index)
@@ -546,6 +532,11 @@ class NotebookRunner:
             raise self._probe_broken from None
         finally:
             self.nb.cells[index] = original
+            if request_file:
+                try:
+                    os.remove(request_file)
+                except OSError:
+                    pass  # the kernel read and removed it
         return answer_of(probe_cell.get("outputs"))
 
     async def _execute(self, client, watch, cell, index, cut_by_wall_time):

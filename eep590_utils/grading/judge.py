@@ -160,9 +160,23 @@ class Student:
         return lambda *args, **kwargs: self.call(name, *args, **kwargs)
 
 
-def probe_code(request):
-    """The code one probe runs in the kernel."""
-    return f"import eep590_utils.grading.probe as __eep590_probe\n__eep590_probe.serve({json.dumps(request)!r})"
+LARGE_REQUEST = 32 * 1024  # characters of JSON past which a request travels in a file, not in the cell's code
+
+
+def probe_code(request, workdir=None):
+    """``(code, file)``: the code one probe runs in the kernel, and the file that carries a large request
+    (written here, in the kernel's working copy, never through a link; None for a small one)."""
+    text = json.dumps(request)
+    if workdir is None or len(text) <= LARGE_REQUEST:
+        return f"import eep590_utils.grading.probe as __eep590_probe\n__eep590_probe.serve({text!r})", None
+    import os
+    import secrets
+
+    path = os.path.join(workdir, f".eep590-probe-{secrets.token_hex(8)}.json")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o644)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    return f"import eep590_utils.grading.probe as __eep590_probe\n__eep590_probe.serve_file({path!r})", path
 
 
 def answer_of(outputs):

@@ -126,3 +126,27 @@ def kernel_data_env():
         if found:  # e.g. the grader's ./data: the kernel runs elsewhere
             env["EEP590_DATA"] = str(Path(found[0]).resolve())
     return env
+
+
+def kill_all(procs, timeout):
+    """Kill every process of ``procs`` (psutil processes) and wait (at most ``timeout`` s) until they are gone."""
+    import psutil
+
+    for proc in procs:
+        try:
+            proc.kill()
+        except psutil.Error:
+            pass
+    psutil.wait_procs(procs, timeout=timeout)
+
+
+def kill_tree(pid, timeout=5):
+    """Kill the process ``pid`` and every descendant at once (children first is pointless)."""
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+        procs = root.children(recursive=True) + [root]
+    except psutil.Error:
+        return
+    kill_all(procs, timeout)

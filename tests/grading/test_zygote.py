@@ -206,3 +206,17 @@ def test_where_no_zygote_can_start_kernels_start_cold(monkeypatch):
     assert result.notebook.cells[0].outputs[0]["text"] == "True\n"  # a cold kernel: its own Python, its own argv
     assert jobs.warm_zygote(1, sandbox_readonly_paths(), kernel_data_env()) is None  # not retried every notebook
     jobs.close_zygotes()
+
+
+def test_a_kernel_the_zygote_cannot_give_starts_cold():
+    jobs.close_zygotes()
+    broken = jobs.warm_zygote(1, sandbox_readonly_paths(), kernel_data_env())
+    broken.process.kill()  # dies between two notebooks: the next start must not cost the notebook anything
+    broken.process.wait()
+    workdir = os.path.join(broken.pool, "cold")
+    os.makedirs(workdir)
+    nb = new_notebook(cells=[new_code_cell("import sys\nprint(sys.argv[0].endswith('ipykernel_launcher.py'))")])
+    result = NotebookRunner(nb, workdir, limits=LIMITS, sandbox_readonly=sandbox_readonly_paths(),
+                            env=kernel_data_env(), zygote=broken).run()
+    assert not result.problems and nb.cells[0].outputs[0]["text"] == "True\n"  # graded, by a cold kernel
+    jobs.close_zygotes()
