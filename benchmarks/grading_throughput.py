@@ -118,8 +118,9 @@ def main():
         overhead = parts.get("kernel start", 0) + parts.get("given cells (imports, set-up)", 0)
         print(f"  {'overhead (start + given cells)':<32} {overhead:6.2f}")
     eep590 = str(Path(sys.executable).parent / "eep590")
-    config = ("from traitlets.config import Config; get_config = Config; "
-              f"exec(open({str(REPO / 'nbgrader_config.py')!r}).read())")
+    path = str(REPO / "nbgrader_config.py")
+    config = (f"from traitlets.config import Config; exec(compile(open({path!r}).read(), {path!r}, 'exec'), "
+              f"{{'get_config': Config, '__file__': {path!r}}})")
     print(f"\n{'command start-up (median of 3 fresh processes)':<48} {'wall s':>7} {'CPU s':>7}")
     for label, argv in (("python -c pass", [sys.executable, "-c", "pass"]),
                         ("eep590 --help", [eep590, "--help"]),

@@ -137,6 +137,14 @@ class Student:
         target = _wire(target) if isinstance(target, Remote) else str(target)
         return self._ask({"op": "call", "target": target, "args": _wire(list(args)), "kwargs": _wire(dict(kwargs))})
 
+    def call_many(self, target, arg_lists, pick=None):
+        """Call ``target`` once per argument list, all in ONE probe (a numerical gradient's hundreds of
+        evaluations cost one round trip); the results in order, or ``result[pick]`` of each. The first call
+        that raises makes the whole request raise :class:`StudentError`."""
+        target = _wire(target) if isinstance(target, Remote) else str(target)
+        calls = [{"args": _wire(list(args)), "kwargs": _wire({})} for args in arg_lists]
+        return self._ask({"op": "many", "target": target, "calls": calls, "pick": pick})
+
     def value(self, target):
         """The value of a notebook variable (``"name"`` or ``"name.attr"``) or of a Remote, as data."""
         target = _wire(target) if isinstance(target, Remote) else str(target)

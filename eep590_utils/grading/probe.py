@@ -69,6 +69,11 @@ def serve(request):
             args = decode(req.get("args", []), _resolve)
             kwargs = decode(req.get("kwargs", {"__dict__": {}}), _resolve)
             value = _target(req["target"])(*args, **kwargs)
+        elif op == "many":  # one call per argument list, in one probe (a numerical gradient's evaluations)
+            function, pick, value = _target(req["target"]), req.get("pick"), []
+            for call in req["calls"]:
+                result = function(*decode(call.get("args", []), _resolve), **decode(call.get("kwargs", {"__dict__": {}}), _resolve))
+                value.append(result if pick is None else result[int(pick)])
         elif op == "get":
             value = _target(req["target"])
         elif op == "put":

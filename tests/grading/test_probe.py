@@ -40,3 +40,16 @@ def test_request_files_have_unguessable_names_and_never_follow_links(tmp_path):
         os.symlink(target, tmp_path / name)
     probe_code(request, str(tmp_path))
     assert target.read_text() == "keep"
+
+
+def test_many_calls_travel_in_one_probe_and_the_first_error_answers(monkeypatch):
+    answers = []
+    monkeypatch.setattr(probe, "_answer", answers.append)
+    monkeypatch.setattr(probe, "_namespace", lambda: {"f": lambda a, b: (a * b, "cache")})
+    calls = [{"args": wire.encode([np.full(3, k), 2.0]), "kwargs": wire.encode({})} for k in range(4)]
+    probe.serve(json.dumps({"op": "many", "target": "f", "calls": calls, "pick": 0}))
+    got = wire.loads(json.dumps(json.loads(answers[0])["ok"]))
+    assert [list(a) for a in got] == [[2.0 * k] * 3 for k in range(4)]
+    calls.append({"args": wire.encode(["text", None]), "kwargs": wire.encode({})})
+    probe.serve(json.dumps({"op": "many", "target": "f", "calls": calls, "pick": 0}))
+    assert json.loads(answers[1])["error"]["ename"] == "TypeError"

@@ -102,34 +102,36 @@ def _check_gradient(analytic, numeric, name, max_error):
         raise Fail(f"{name}: relative error {error:.2e} is above {max_error:.0e}")
 
 
-def _numerical_gradient(f, x, dout, name, h=1e-5):
-    """Centred differences of sum(f(x) * dout), one student call per evaluation."""
+def _numerical_gradient(f_many, x, dout, name, h=1e-5):
+    """Centred differences of sum(f(x) * dout), entry by entry; ``f_many`` evaluates f on a list of inputs
+    (the student's forward, all evaluations in one probe)."""
     x = np.array(x, dtype=np.float64)
-    grad = np.zeros_like(x)
+    inputs = []
     for ix in np.ndindex(x.shape):
-        old = x[ix]
-        x[ix] = old + h
-        pos = _array(f(x.copy()), name, dout.shape)
-        x[ix] = old - h
-        neg = _array(f(x.copy()), name, dout.shape)
-        x[ix] = old
-        grad[ix] = np.sum((pos - neg) * dout) / (2 * h)
+        for step in (h, -h):
+            moved = x.copy()
+            moved[ix] += step
+            inputs.append(moved)
+    outputs = [_array(out, name, dout.shape) for out in f_many(inputs)]
+    grad = np.zeros_like(x)
+    for k, ix in enumerate(np.ndindex(x.shape)):
+        grad[ix] = np.sum((outputs[2 * k] - outputs[2 * k + 1]) * dout) / (2 * h)
     return grad
 
 
 def _backward_against_numerical(student, forward, backward, x, gamma, beta, dout):
     call = f"{forward}(x, gamma, beta, bn_param)"
 
-    def out_of(xx, gg, bb):
-        return _tuple(student.call(forward, xx, gg, bb, {"mode": "train"}), 2, call, "(out, cache)")[0]
+    def outs_of(xs, gs, bs):  # every (x, gamma, beta) in one probe; the outputs only
+        return student.call_many(forward, [(xx, gg, bb, {"mode": "train"}) for xx, gg, bb in zip(xs, gs, bs)], pick=0)
 
     _, cache = _tuple(student.call(forward, x, gamma, beta, {"mode": "train"}), 2, call, "(out, cache)")
     grads = _tuple(student.call(backward, dout, cache), 3, f"{backward}(dout, cache)", "(dx, dgamma, dbeta)")
     for name, got, like in zip(("dx", "dgamma", "dbeta"), grads, (x, gamma, beta)):
         _array(got, name, like.shape)  # before the numerical gradients, which take many calls
-    dx_num = _numerical_gradient(lambda xx: out_of(xx, gamma, beta), x, dout, f"{call}[0]")
-    dgamma_num = _numerical_gradient(lambda gg: out_of(x, gg, beta), gamma, dout, f"{call}[0]")
-    dbeta_num = _numerical_gradient(lambda bb: out_of(x, gamma, bb), beta, dout, f"{call}[0]")
+    dx_num = _numerical_gradient(lambda xs: outs_of(xs, [gamma] * len(xs), [beta] * len(xs)), x, dout, f"{call}[0]")
+    dgamma_num = _numerical_gradient(lambda gs: outs_of([x] * len(gs), gs, [beta] * len(gs)), gamma, dout, f"{call}[0]")
+    dbeta_num = _numerical_gradient(lambda bs: outs_of([x] * len(bs), [gamma] * len(bs), bs), beta, dout, f"{call}[0]")
     for name, got, want in zip(("dx", "dgamma", "dbeta"), grads, (dx_num, dgamma_num, dbeta_num)):
         _check_gradient(got, want, name, 1e-6)
 
@@ -284,7 +286,7 @@ def _dropout(student, x, param, what="dropout_forward(x, dropout_param)"):
 
 @judge("dropout_forward_statistics")
 def dropout_forward_statistics(student, gen):
-    x = _normal(gen, 400, 400) + 10
+    x = _normal(gen, 200, 200) + 10  # 40,000 entries: the dropped fraction is within 0.02 of p by 8 sigma
     for p in [0.25, 0.4, 0.7]:
         seed = _seed(gen)
         out_train = _array(_dropout(student, x, {"mode": "train", "p": p, "seed": seed})[0],
@@ -292,7 +294,7 @@ def dropout_forward_statistics(student, gen):
         out_test = _array(_dropout(student, x, {"mode": "test", "p": p, "seed": seed})[0],
                           f"test-mode output for p = {p}", x.shape)
         zero_fraction = np.mean(out_train == 0)
-        check_true(abs(zero_fraction - p) < 0.01,
+        check_true(abs(zero_fraction - p) < 0.02,
                    f"p = {p}: {zero_fraction:.3f} of the train-mode outputs are zero, expected about {p} "
                    "(p is the probability of dropping)")
         check_true(not np.isclose(out_train.mean(), (1 - p) * x.mean(), rtol=0.05),
@@ -304,13 +306,13 @@ def dropout_forward_statistics(student, gen):
 
 @judge("dropout_forward_matches_definition")
 def dropout_forward_matches_definition(student, gen):
-    x = _normal(gen, 300, 400) + 3.0
+    x = _normal(gen, 200, 200) + 3.0  # 40,000 entries (see dropout_forward_statistics)
     for p in (0.1, 0.35, 0.8):
         seed = _seed(gen)
         out = _array(_dropout(student, x, {"mode": "train", "p": p, "seed": seed})[0],
                      "in train mode out", x.shape)
         dropped = out == 0
-        check_true(abs(dropped.mean() - p) < 0.01,
+        check_true(abs(dropped.mean() - p) < 0.02,
                    f"with p = {p}, a fraction {dropped.mean():.3f} of the entries was dropped; expected about {p}")
         check_true(np.allclose(out[~dropped], x[~dropped] / (1 - p), rtol=1e-6, atol=0),
                    f"with p = {p}, the kept entries should be the input divided by (1 - p)")
@@ -329,7 +331,8 @@ def dropout_backward_gradient_check(student, gen):
     param = {"mode": "train", "p": 0.2, "seed": _seed(gen)}
     _, cache = _dropout(student, x, param)
     dx = _array(student.dropout_backward(dout, cache), "dx", x.shape)
-    dx_num = _numerical_gradient(lambda xx: _dropout(student, xx, param)[0], x, dout, "dropout_forward(x, dropout_param)[0]")
+    dx_num = _numerical_gradient(lambda xs: student.call_many("dropout_forward", [(xx, param) for xx in xs], pick=0),
+                                 x, dout, "dropout_forward(x, dropout_param)[0]")
     _check_gradient(dx, dx_num, "dx", 1e-8)
 
 
