@@ -124,7 +124,8 @@ def test_blank_answers_need_no_ta_and_written_ones_are_pending(demo):
     _, course, _ = demo
     rows = score_rows(course, "hw1")
     pending = {s: sum(r["pending"] for r in rows if r["student"] == s) for s in EXPECTED_ZERO}
-    assert pending["blank"] == 0 and pending["broken"] == 0  # before the answer-cell pattern: 9 items each
+    assert pending["blank"] == 0  # before the answer-cell pattern: 9 items
+    assert pending["broken"] == 2  # its corrupt notebooks have none; its batchnorm one answers both questions
     assert pending["perfect"] == pending["partial_conv"] == 11  # one per written question of hw1
     feedback = html.unescape(re.sub(r"<[^>]+>", " ", (course.path("feedback", "perfect", "hw1") / "warmup.html").read_text()))
     assert "not graded yet" in feedback and "20 point(s) in 9 answer(s) not graded yet" in " ".join(feedback.split())
