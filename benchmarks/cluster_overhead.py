@@ -27,10 +27,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from grading_throughput import make_course  # noqa: E402
 
-from eep590_utils.grading.autograde import autograde, configured_limits  # noqa: E402
+from eep590_utils.grading.autograde import autograde
 from eep590_utils.grading.cluster import RayCluster  # noqa: E402
 from eep590_utils.grading.jobs import make_job  # noqa: E402
 from eep590_utils.grading.sandbox import bwrap_path  # noqa: E402
+from eep590_utils.grading.settings import configured_limits  # noqa: E402
 
 SEED = 590
 

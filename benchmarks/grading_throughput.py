@@ -28,9 +28,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from eep590_utils.grading.autograde import autograde, configured_limits
+from eep590_utils.grading.autograde import autograde
 from eep590_utils.grading.course import Course
 from eep590_utils.grading.release import release
+from eep590_utils.grading.settings import configured_limits
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = ("perfect", "partial_conv", "partial_dropout", "blank", "broken")

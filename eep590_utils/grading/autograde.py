@@ -45,14 +45,14 @@ from nbgrader.preprocessors import AssignLatePenalties, CheckCellMetadata, Ignor
 
 from . import cells
 from .course import CourseError
-from .execute import CANCEL, VERDICT, Cancelled, GraderFault, kill_all_kernels  # noqa: F401
+from .execute import CANCEL, VERDICT, kill_all_kernels
 from .flags import flag_in_gradebook
-from .jobs import GRADER_RETRIES, close_zygotes, make_job, run_with_retries  # noqa: F401
+from .jobs import close_zygotes, make_job, run_with_retries
 from .judge import judges_path, load_judges_source
-from .records import FAILED, GRADED, UNGRADED, NotebookRecord, StudentRecord, load_records, records_dir, write_record  # noqa: F401
-from .sandbox import bwrap_path, kernel_data_env, sandbox_readonly_paths  # noqa: F401
-from .settings import GradingLimits, Limits, configured_limits  # noqa: F401
-from .stage import copy_tree_safely, find_tampering, read_submitted_notebook, record_all_zero, sanitize_submission, stage_submission  # noqa: F401
+from .records import FAILED, GRADED, UNGRADED, NotebookRecord, StudentRecord, write_record
+from .sandbox import bwrap_path
+from .settings import GradingLimits, configured_limits
+from .stage import record_all_zero, sanitize_submission, stage_submission
 
 log = logging.getLogger("eep590.autograde")
 

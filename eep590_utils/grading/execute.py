@@ -24,7 +24,7 @@ from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from traitlets import List
 
 from . import cells
-from .sandbox import Sandbox, kill_all, kill_tree  # noqa: F401 (kill_tree: part of this module's API)
+from .sandbox import Sandbox, kill_all, kill_tree
 from .settings import Limits
 
 GiB = 2**30

@@ -24,7 +24,7 @@ from nbgrader.preprocessors import ClearHiddenTests, ClearMarkScheme, GetGrades
 from nbgrader.preprocessors.base import NbGraderPreprocessor
 
 from . import cells
-from .cells import MIN_QUOTED, REDACTED  # noqa: F401 (their home is cells; feedback's users import them here too)
+from .cells import MIN_QUOTED, REDACTED
 from .course import CourseError
 
 

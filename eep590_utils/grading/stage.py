@@ -24,7 +24,7 @@ from nbgrader.converters.base import BaseConverter
 from nbgrader.utils import capture_log, temp_attrs
 
 from .cells import nbgrader_meta
-from .files import MAX_FILE_BYTES, MAX_SUBMISSION_BYTES, _special_kind, copy_tree_safely  # noqa: F401
+from .files import MAX_FILE_BYTES, _special_kind, copy_tree_safely
 from .records import CORRUPT, FAILED, GRADED, MISSING
 from .scan import scan_notebook
 

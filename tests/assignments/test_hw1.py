@@ -273,15 +273,6 @@ def test_written_answers_are_graded_answer_cells_under_locked_questions(name):
 
 
 @pytest.mark.parametrize("name", NOTEBOOKS)
-def test_every_test_cell_has_a_judge_and_every_judge_a_test_cell(name):
-    judges = load_judges(SOURCE / "judges" / f"{name}.py")
-    tests = _autograded(name)
-    assert tests
-    assert sorted(judges) == sorted(tests), (f"test cells without a judge: {sorted(set(tests) - set(judges))}; "
-                                             f"judges without a test cell: {sorted(set(judges) - set(tests))}")
-
-
-@pytest.mark.parametrize("name", NOTEBOOKS)
 def test_hidden_test_cells_keep_only_their_description(name):
     """A hidden test's code lives in its judge alone: the cell keeps the comment saying what is checked."""
     nb = source_notebook(name)

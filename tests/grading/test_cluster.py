@@ -22,14 +22,15 @@ os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 ray = pytest.importorskip("ray")
 from ray.cluster_utils import Cluster  # noqa: E402
 
-from eep590_utils.grading.autograde import GRADED, UNGRADED, autograde  # noqa: E402
+from eep590_utils.grading.autograde import autograde  # noqa: E402
 from eep590_utils.grading.cli import build_parser  # noqa: E402
 from eep590_utils.grading.cluster import RayCluster, grade_on_worker, make_cluster  # noqa: E402
 from eep590_utils.grading.course import Course  # noqa: E402
-from eep590_utils.grading.execute import Limits  # noqa: E402
 from eep590_utils.grading.jobs import NotebookJob  # noqa: E402
+from eep590_utils.grading.records import GRADED, UNGRADED  # noqa: E402
 from eep590_utils.grading.release import release  # noqa: E402
 from eep590_utils.grading.sandbox import bwrap_path  # noqa: E402
+from eep590_utils.grading.settings import Limits  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
 from toy_course import make_toy_course, solved, submit  # noqa: E402

@@ -108,7 +108,7 @@ def test_every_sample_student_scores_as_expected_per_question(demo, student):
 
 def test_demo_flags_and_summary(demo):
     _, course, log = demo
-    from eep590_utils.grading.autograde import load_records
+    from eep590_utils.grading.records import load_records
 
     records = load_records(course, "hw1")
     assert {s: set(r.flags) for s, r in records.items()} == EXPECTED_FLAGS

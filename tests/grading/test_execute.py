@@ -2,8 +2,9 @@
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
-from eep590_utils.grading.execute import Limits, NotebookRunner
+from eep590_utils.grading.execute import NotebookRunner
 from eep590_utils.grading.sandbox import bwrap_path
+from eep590_utils.grading.settings import Limits
 
 pytestmark = pytest.mark.slow  # grades notebooks: kernels, nbgrader, seconds each
 

@@ -23,10 +23,10 @@ import pytest
 
 from eep590_utils.grading.autograde import autograde
 from eep590_utils.grading.course import Course
-from eep590_utils.grading.execute import Limits
 from eep590_utils.grading.feedback import generate_feedback
 from eep590_utils.grading.flags import flag_in_gradebook
 from eep590_utils.grading.release import release
+from eep590_utils.grading.settings import Limits
 
 sys.path.insert(0, str(Path(__file__).parent))
 from toy_course import WRITTEN_ID, make_toy_course, solved, submit  # noqa: E402

@@ -10,10 +10,10 @@ import pytest
 
 from eep590_utils.grading.autograde import autograde
 from eep590_utils.grading.course import Course, normalize_db_url
-from eep590_utils.grading.execute import Limits
 from eep590_utils.grading.feedback import generate_feedback
 from eep590_utils.grading.release import release
 from eep590_utils.grading.sandbox import bwrap_path
+from eep590_utils.grading.settings import Limits
 
 sys.path.insert(0, str(Path(__file__).parent))
 from toy_course import make_toy_course, solved, submit  # noqa: E402
@@ -157,7 +157,6 @@ def test_postgresql_url_as_the_readme_writes_it_gets_the_installed_driver():
 
 
 def test_a_notebook_the_grader_cannot_run_is_ungraded_not_zero(tmp_path, monkeypatch):
-    from eep590_utils.grading import autograde as autograde_module
     from eep590_utils.grading import jobs as jobs_module
     from eep590_utils.grading.execute import GraderFault
     from eep590_utils.grading.export import PendingGradesError, export_grades
@@ -178,7 +177,7 @@ def test_a_notebook_the_grader_cannot_run_is_ungraded_not_zero(tmp_path, monkeyp
 
     monkeypatch.setattr(jobs_module, "run_job", flaky)
     records = autograde(course, "toy", workers=2, limits=LIMITS, echo=lambda *_: None, sandbox=bwrap_path() is not None)
-    assert len(attempts) == 1 + autograde_module.GRADER_RETRIES
+    assert len(attempts) == 1 + jobs_module.GRADER_RETRIES
     assert records["alice"].final and records["alice"].notebooks["toy"].status == "graded"
     bob = records["bob"].notebooks["toy"]
     assert bob.status == "ungraded" and "not the student's fault" in bob.reason

@@ -14,11 +14,11 @@ import torch
 from eep590_utils.grading import wire
 from eep590_utils.grading.autograde import autograde
 from eep590_utils.grading.course import Course
-from eep590_utils.grading.execute import Limits
 from eep590_utils.grading.feedback import generate_feedback
 from eep590_utils.grading.judge import Fail, ProbeError, Remote, Score, Student, StudentError, load_judges, verdict
 from eep590_utils.grading.release import release
 from eep590_utils.grading.sandbox import bwrap_path
+from eep590_utils.grading.settings import Limits
 
 sys.path.insert(0, str(Path(__file__).parent))
 from toy_course import HIDDEN_CHECK, make_toy_course, solved, submit  # noqa: E402
@@ -205,5 +205,6 @@ def test_every_test_cell_of_every_notebook_has_a_judge_and_no_hidden_code(path):
     tests = [c.metadata["nbgrader"]["grade_id"] for c in nb.cells if c.cell_type == "code"
              and c.metadata.get("nbgrader", {}).get("grade") and not c.metadata["nbgrader"].get("solution")]
     judges = load_judges(path.parent / "judges" / f"{path.stem}.py")
-    assert sorted(judges) == sorted(tests)
+    assert sorted(judges) == sorted(tests), (f"test cells without a judge: {sorted(set(tests) - set(judges))}; "
+                                             f"judges without a test cell: {sorted(set(judges) - set(tests))}")
     assert not any("BEGIN HIDDEN TESTS" in c.source for c in nb.cells)  # hidden tests live in the judges alone

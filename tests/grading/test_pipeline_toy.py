@@ -14,14 +14,15 @@ import nbformat
 import pytest
 
 from eep590_utils.grading import autograde as autograde_module
-from eep590_utils.grading.autograde import autograde, load_records
+from eep590_utils.grading.autograde import autograde
 from eep590_utils.grading.course import Course, CourseError
-from eep590_utils.grading.execute import Limits
 from eep590_utils.grading.export import export_grades
 from eep590_utils.grading.feedback import generate_feedback
+from eep590_utils.grading.records import load_records
 from eep590_utils.grading.release import release
 from eep590_utils.grading.report import write_report
 from eep590_utils.grading.sandbox import bwrap_path
+from eep590_utils.grading.settings import Limits
 
 pytestmark = pytest.mark.slow  # grades notebooks: kernels, nbgrader, seconds each
 

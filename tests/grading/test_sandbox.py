@@ -7,9 +7,9 @@ import pytest
 from conftest import REPO
 from nbformat.v4 import new_code_cell, new_notebook
 
-from eep590_utils.grading.autograde import kernel_data_env, sandbox_readonly_paths
-from eep590_utils.grading.execute import Limits, NotebookRunner
-from eep590_utils.grading.sandbox import Sandbox, bwrap_path
+from eep590_utils.grading.execute import NotebookRunner
+from eep590_utils.grading.sandbox import Sandbox, bwrap_path, kernel_data_env, sandbox_readonly_paths
+from eep590_utils.grading.settings import Limits
 
 pytestmark = pytest.mark.skipif(bwrap_path() is None, reason="bubblewrap is not installed (apt-get install bubblewrap)")
 

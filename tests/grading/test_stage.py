@@ -7,7 +7,8 @@ import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from eep590_utils.grading.autograde import prepare_for_scoring
-from eep590_utils.grading.stage import copy_tree_safely, find_tampering, read_submitted_notebook, repair_metadata
+from eep590_utils.grading.files import copy_tree_safely
+from eep590_utils.grading.stage import find_tampering, read_submitted_notebook, repair_metadata
 
 
 def _meta(grade_id, **kw):
