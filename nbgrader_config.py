@@ -1,5 +1,6 @@
 """nbgrader configuration for the EEP590 course kit (read by nbgrader and by `eep590`)."""
 import os
+import sys
 
 c = get_config()  # noqa: F821 (injected by traitlets)
 here = os.path.dirname(os.path.abspath(__file__))
@@ -37,22 +38,26 @@ c.LimitOutput.max_lines = 200
 c.FileNameCollectorPlugin.named_regexp = (
     r"^(?:.*[/\\])?(?P<student_id>[A-Za-z0-9.\-]+)_(?:late_)?(?:\d+_)*(?P<file_id>[A-Za-z0-9_\-]+\.ipynb)$"
 )
-
-# Feedback never shows hidden tests (code or traceback lines) or mark schemes (see eep590_utils/grading/feedback.py).
-from eep590_utils.grading.feedback import FEEDBACK_PREPROCESSORS  # noqa: E402
-
-c.GenerateFeedback.preprocessors = FEEDBACK_PREPROCESSORS
-# Plain `nbgrader autograde` stops with a message: test cells are decided by judges (eep590 autograde).
-# (EEP590_ALLOW_PLAIN_AUTOGRADE=1 lets it run, e.g. for benchmarks/grading_throughput.py's baseline.)
-if os.environ.get("EEP590_ALLOW_PLAIN_AUTOGRADE") != "1":
-    from nbgrader.converters import Autograde as _Autograde  # noqa: E402
-
-    from eep590_utils.grading.judge import JudgesRequired  # noqa: E402
-
-    c.Autograde.autograde_preprocessors = [JudgesRequired] + list(
-        _Autograde.class_traits()["autograde_preprocessors"].default())
 # Grading limits (eep590 autograde; defaults and meanings in eep590_utils/grading/settings.py): wall time per
 # notebook, resident memory per kernel, disk written and processes per notebook, parallel workers (0 = cores),
 # warm kernels (1: forked from a sandboxed zygote that imported numpy/torch/matplotlib/eep590_utils once).
 for _name in ("notebook_timeout", "memory_limit_mb", "disk_limit_mb", "max_processes", "workers", "warm_kernels"):
     setattr(c.GradingLimits, _name, from_env(_name))
+
+# nbgrader's own commands and formgrader (they have imported nbgrader before reading this file). The `eep590`
+# commands read this file without importing nbgrader (report and export never import it: 3 s of CPU) and set
+# what they need themselves.
+if "nbgrader" in sys.modules:
+    # Feedback never shows hidden tests (code or traceback lines) or mark schemes (eep590_utils/grading/feedback.py).
+    from eep590_utils.grading.feedback import FEEDBACK_PREPROCESSORS
+
+    c.GenerateFeedback.preprocessors = FEEDBACK_PREPROCESSORS
+    # Plain `nbgrader autograde` stops with a message: test cells are decided by judges (eep590 autograde).
+    # (EEP590_ALLOW_PLAIN_AUTOGRADE=1 lets it run, e.g. for benchmarks/grading_throughput.py's baseline.)
+    if os.environ.get("EEP590_ALLOW_PLAIN_AUTOGRADE") != "1":
+        from nbgrader.converters import Autograde as _Autograde
+
+        from eep590_utils.grading.judge import JudgesRequired
+
+        c.Autograde.autograde_preprocessors = [JudgesRequired] + list(
+            _Autograde.class_traits()["autograde_preprocessors"].default())

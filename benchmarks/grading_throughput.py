@@ -9,8 +9,9 @@ Rows, all measured in the same run on copies of the same class:
   ``grading/zygote.py``), the zygote's own start included.
 
 Then where the time goes per notebook in the eep590 runs: kernel start, given cells (imports and
-set-up), student code, tests; and how long commands take to start (``eep590 --help``, and importing
-what ``nbgrader_config.py`` imports). The well-behaved samples are used (perfect, partial, blank,
+set-up), student code, tests; and how long commands take in fresh processes (``eep590 --help``, reading
+``nbgrader_config.py``, ``eep590 report``'s start and whole run, ``eep590 export``) on the class just graded
+(``--commands-only``: grade it once, warm, and time the commands only). The well-behaved samples are used (perfect, partial, blank,
 broken): the endless one would only measure the timeout. Cold and warm loads of CIFAR-10 are
 ``benchmarks/data_load.py``.
 
@@ -64,13 +65,15 @@ def time_eep590(course, workers, cell_timeout, warm):
     return time.monotonic() - start, records
 
 
-def time_command(argv, repeats=3):
+def time_command(argv, repeats=3, returncode=0, cwd=None):
     """Median wall and CPU seconds of a command (a fresh process each time)."""
     walls, cpus = [], []
     for _ in range(repeats):
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.monotonic()
-        subprocess.run(argv, check=True, capture_output=True)
+        done = subprocess.run(argv, capture_output=True, text=True, cwd=cwd)
+        if done.returncode != returncode:
+            raise SystemExit(f"{' '.join(argv)} exited {done.returncode}:\n{done.stderr}")
         walls.append(time.monotonic() - start)
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         cpus.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
@@ -94,40 +97,57 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--students", type=int, default=21)
     parser.add_argument("--cell-timeout", type=float, default=60)
+    parser.add_argument("--commands-only", action="store_true",
+                        help="grade the class once (warm kernels, 2 workers) and time the commands only")
     args = parser.parse_args()
     os.environ["PATH"] = str(Path(sys.executable).parent) + os.pathsep + os.environ["PATH"]
     notebooks = args.students * 3
     with tempfile.TemporaryDirectory(prefix="eep590-bench-") as tmp:
         rows, details = [], {}
-        plain = time_plain_nbgrader(make_course(Path(tmp) / "plain", args.students), args.cell_timeout)
-        rows.append(("nbgrader autograde (plain)", plain))
-        for warm in (False, True):
-            for workers in (1, 2):
+        plain = None
+        if not args.commands_only:
+            plain = time_plain_nbgrader(make_course(Path(tmp) / "plain", args.students), args.cell_timeout)
+            rows.append(("nbgrader autograde (plain)", plain))
+        for warm in (True,) if args.commands_only else (False, True):
+            for workers in (2,) if args.commands_only else (1, 2):
                 name = f"eep590 --workers {workers}, {'warm' if warm else 'cold'} kernels"
                 course = make_course(Path(tmp) / f"w{workers}-{warm}", args.students)
                 seconds, records = time_eep590(course, workers, args.cell_timeout, warm)
                 rows.append((name, seconds))
                 details[name] = breakdown(records)
-    print(f"\n{args.students} students x 3 notebooks = {notebooks} notebooks of hw1, {os.cpu_count()} cores\n")
-    print(f"{'method':<40} {'seconds':>8} {'notebooks/min':>14} {'vs plain':>9}")
-    for name, seconds in rows:
-        print(f"{name:<40} {seconds:8.1f} {notebooks / seconds * 60:14.1f} {plain / seconds:8.2f}x")
-    for name, parts in details.items():
-        print(f"\nwhere the time goes per graded notebook, {name} (mean seconds)")
-        for part, seconds in parts.items():
-            print(f"  {part:<32} {seconds:6.2f}")
-        overhead = parts.get("kernel start", 0) + parts.get("given cells (imports, set-up)", 0)
-        print(f"  {'overhead (start + given cells)':<32} {overhead:6.2f}")
-    eep590 = str(Path(sys.executable).parent / "eep590")
+        print(f"\n{args.students} students x 3 notebooks = {notebooks} notebooks of hw1, {os.cpu_count()} cores\n")
+        print(f"{'method':<40} {'seconds':>8} {'notebooks/min':>14} {'vs plain':>9}")
+        for name, seconds in rows:
+            ratio = f"{plain / seconds:8.2f}x" if plain else "       -"
+            print(f"{name:<40} {seconds:8.1f} {notebooks / seconds * 60:14.1f} {ratio}")
+        for name, parts in details.items():
+            print(f"\nwhere the time goes per graded notebook, {name} (mean seconds)")
+            for part, seconds in parts.items():
+                print(f"  {part:<32} {seconds:6.2f}")
+            overhead = parts.get("kernel start", 0) + parts.get("given cells (imports, set-up)", 0)
+            print(f"  {'overhead (start + given cells)':<32} {overhead:6.2f}")
+        time_commands(course, args.students)
+
+
+def time_commands(course, students):
+    """How long commands take, each in fresh processes, on the class just graded (``course``)."""
+    eep590 = [str(Path(sys.executable).parent / "eep590"), "--course", str(course.root)]
     path = str(REPO / "nbgrader_config.py")
     config = (f"from traitlets.config import Config; exec(compile(open({path!r}).read(), {path!r}, 'exec'), "
               f"{{'get_config': Config, '__file__': {path!r}}})")
-    print(f"\n{'command start-up (median of 3 fresh processes)':<48} {'wall s':>7} {'CPU s':>7}")
-    for label, argv in (("python -c pass", [sys.executable, "-c", "pass"]),
-                        ("eep590 --help", [eep590, "--help"]),
-                        ("nbgrader_config.py (what nbgrader loads)", [sys.executable, "-c", config])):
-        wall, cpu = time_command(argv)
-        print(f"{label:<48} {wall:7.2f} {cpu:7.2f}")
+    csv_path = str(course.root / "grades.csv")
+    print(f"\n{'command (median of 3 fresh processes)':<60} {'wall s':>7} {'CPU s':>7}")
+    for label, argv, code in (
+            ("python -c pass", [sys.executable, "-c", "pass"], 0),
+            ("eep590 --help", [*eep590[:1], "--help"], 0),
+            ("nbgrader_config.py, read by eep590 (no nbgrader)", [sys.executable, "-c", config], 0),
+            ("import nbgrader.api (what report/export imported before)", [sys.executable, "-c", "import nbgrader.api"], 0),
+            ("eep590 report: start (unknown hw: imports, config, 1 query)", [*eep590, "report", "nohw"], 1),
+            (f"eep590 report hw1: whole ({students} students, 4 figures)", [*eep590, "report", "hw1"], 0),
+            ("eep590 export --allow-pending: whole", [*eep590, "export", "--out", csv_path, "--allow-pending"], 0)):
+        wall, cpu = time_command(argv, returncode=code)
+        print(f"{label:<60} {wall:7.2f} {cpu:7.2f}")
+
 
 if __name__ == "__main__":
     main()

@@ -1,5 +1,9 @@
-"""Shared fixtures: paths, the offline data copy, and a scratch nbgrader course for grading notebooks."""
+"""Shared fixtures: paths, the offline data copy, a scratch nbgrader course for grading notebooks, and a
+throw-away PostgreSQL server."""
 import os
+import shutil
+import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -33,3 +37,38 @@ def scratch_course(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("course")
     return ScratchCourse(root)
+
+
+def _initdb():
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+    return found[-1] if found else shutil.which("initdb")
+
+
+@pytest.fixture
+def postgres():
+    """A throw-away PostgreSQL server on a Unix socket (the `postgresql` Debian package provides it)."""
+    initdb = _initdb()
+    if not initdb:
+        pytest.skip("PostgreSQL server binaries are not installed (apt-get install postgresql)")
+    bindir = Path(initdb).parent
+    base = Path(tempfile.mkdtemp(prefix="eep590-pg-"))  # not under pytest's 0700 tmp: the server user must reach it
+    os.chmod(base, 0o755)
+    data, sock = base / "pgdata", base / "pgsock"
+    sock.mkdir()
+    run_as = []
+    if os.geteuid() == 0:  # initdb refuses to run as root
+        run_as = ["runuser", "-u", "postgres", "--"]
+        shutil.chown(base, "postgres")
+        shutil.chown(sock, "postgres")
+    tmp_path = base
+    subprocess.run(run_as + [str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust"],
+                   check=True, capture_output=True)
+    subprocess.run(run_as + [str(bindir / "pg_ctl"), "-D", str(data), "-w", "-l", str(tmp_path / "pg.log"), "-o",
+                             f"-k {sock} -c listen_addresses='' -p 54329", "start"], check=True, capture_output=True)
+    try:
+        subprocess.run(run_as + [str(bindir.parent / "bin" / "createdb") if (bindir / "createdb").exists() else "createdb",
+                                 "-h", str(sock), "-p", "54329", "-U", "postgres", "eep590"], check=True, capture_output=True)
+        yield f"postgresql+psycopg2://postgres@/eep590?host={sock}&port=54329"
+    finally:
+        subprocess.run(run_as + [str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"], capture_output=True)
+        shutil.rmtree(base, ignore_errors=True)

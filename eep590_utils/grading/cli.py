@@ -84,25 +84,31 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> None:
-    from . import autograde, collect, demo, export, feedback, release, report
+    # each command imports what it needs: report and export start without nbgrader, nbformat or torch
+    from . import export, report
 
     course = Course(args.course, db_url=args.db_url)
     if args.command == "release":
+        from . import release
+
         if not args.all and not args.assignment:
             raise CourseError("name an assignment or give --all")
         for assignment in course.assignments() if args.all else [args.assignment]:
             checked = release.release(course, assignment)
             print(f"release/{assignment}: {', '.join(p.name for p in checked)}: no solution or hidden test leaked")
     elif args.command == "collect":
+        from . import collect
+
         if args.zip:
             students = collect.collect_zip(course, args.assignment, args.zip)
         else:
             students = collect.collect_folder(course, args.assignment, args.folder)
         print(f"{len(students)} submission(s) of {args.assignment} in {course.path('submitted')}: {', '.join(students)}")
     elif args.command == "autograde":
-        limits = configured_limits(course, args.cell_timeout, args.notebook_timeout, args.memory_mb)
+        from . import autograde
         from .cluster import make_cluster
 
+        limits = configured_limits(course, args.cell_timeout, args.notebook_timeout, args.memory_mb)
         cluster = make_cluster(args.ray, echo=print)
         try:
             autograde.autograde(course, args.assignment, students=args.student, workers=args.workers, limits=limits,
@@ -112,6 +118,8 @@ def run(args: argparse.Namespace) -> None:
                 cluster.close()
         print(report.summary_text(course, args.assignment))
     elif args.command == "feedback":
+        from . import feedback
+
         files = feedback.generate_feedback(course, args.assignment, args.student)
         print(f"{len(files)} feedback file(s) in {course.path('feedback')}")
     elif args.command == "report":
@@ -129,6 +137,8 @@ def run(args: argparse.Namespace) -> None:
         count = export.export_grades(course, args.out, args.assignment, allow_pending=args.allow_pending)
         print(f"{count} student(s) written to {args.out}")
     elif args.command == "demo":
+        from . import demo
+
         demo.run_demo(course, args.dir, workers=args.workers, cell_timeout=args.cell_timeout)
 
 

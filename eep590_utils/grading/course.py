@@ -1,7 +1,9 @@
 """The course directory and its nbgrader configuration, loaded once and shared by every step.
 
-nbgrader itself (seconds to import) is imported when a command first needs it, so ``eep590 --help``
-and argument errors answer at once.
+nbgrader itself (seconds to import) is imported when a command first needs it (its API, its
+``CourseDirectory``), so ``eep590 --help``, argument errors, ``eep590 report`` and ``eep590 export`` never
+import it: the course's paths, id and gradebook URL are read from the configuration with nbgrader's
+defaults (``tests/grading/test_course.py`` pins them against ``CourseDirectory``).
 """
 from __future__ import annotations
 
@@ -14,6 +16,9 @@ from traitlets.config.loader import PyFileConfigLoader
 
 CONFIG_FILE = "nbgrader_config.py"
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the repository when installed in editable mode
+# nbgrader 0.9.6's CourseDirectory defaults (pinned by a test)
+DEFAULT_DIRECTORIES = {"source": "source", "release": "release", "submitted": "submitted",
+                       "autograded": "autograded", "feedback": "feedback"}
 
 
 def normalize_db_url(url: str | None) -> str | None:
@@ -59,8 +64,6 @@ class Course:
     ``reports/`` and the gradebook, with nbgrader's API configured for it."""
 
     def __init__(self, root: str | os.PathLike | None = None, db_url: str | None = None, config: Any = None):
-        from nbgrader.coursedir import CourseDirectory
-
         self.root = Path(root).resolve() if root else find_course_root()
         self.config = load_config(self.root)
         if config is not None:
@@ -70,7 +73,17 @@ class Course:
             self.config.CourseDirectory.db_url = db_url
         if "db_url" in self.config.CourseDirectory:
             self.config.CourseDirectory.db_url = normalize_db_url(self.config.CourseDirectory.db_url)
-        self.coursedir = CourseDirectory(config=self.config)
+
+    @cached_property
+    def coursedir(self) -> Any:
+        """nbgrader's ``CourseDirectory`` for this course (collect and stage hand it to nbgrader's apps)."""
+        from nbgrader.coursedir import CourseDirectory
+
+        return CourseDirectory(config=self.config)
+
+    def _setting(self, name: str, default: str) -> str:
+        value = self.config.CourseDirectory.get(name, default)
+        return value if isinstance(value, str) else default
 
     @cached_property
     def api(self) -> Any:
@@ -81,16 +94,18 @@ class Course:
 
     @property
     def db_url(self) -> str:
-        return self.coursedir.db_url
+        return self._setting("db_url", "") or f"sqlite:///{self.root / 'gradebook.db'}"
 
     @property
     def course_id(self) -> str:
-        return self.coursedir.course_id
+        return self._setting("course_id", "")
 
     def path(self, kind: str, student: str | None = None, assignment: str | None = None) -> Path:
         """``root/<kind directory>[/<student>]/<assignment>`` for kind in source, release, submitted,
         autograded, feedback (nbgrader's names, as configured)."""
-        directory = getattr(self.coursedir, f"{kind}_directory")
+        if kind not in DEFAULT_DIRECTORIES:
+            raise ValueError(f"unknown course folder {kind!r} (one of {', '.join(DEFAULT_DIRECTORIES)})")
+        directory = self._setting(f"{kind}_directory", DEFAULT_DIRECTORIES[kind])
         parts = [directory] + ([student] if student else []) + ([assignment] if assignment else [])
         return self.root.joinpath(*parts)
 

@@ -8,7 +8,9 @@ a number, and the ``pending`` column names what is still to grade, so nothing un
 """
 import csv
 
+from . import gradebook
 from .course import CourseError
+from .records import UNGRADED, load_records
 
 PENDING = "PENDING"
 
@@ -24,31 +26,22 @@ def pending_grades(course, assignments=None):
     """``{assignment: {student: [(notebook, grade_id, max_score), ...]}}``: grades awaiting a grader, and
     notebooks the last ``eep590 autograde`` left ungraded (a run stopped early, a kernel that never
     started): their gradebook scores are no grade yet (grade_id :data:`NOT_AUTOGRADED`)."""
-    from .records import UNGRADED, load_records
-
     found = {}
-    with course.gradebook() as gb:
-        assignments = assignments or sorted(a.name for a in gb.assignments)
-        for assignment in assignments:
-            try:
-                maxima = {nb.name: nb.max_score for nb in gb.find_assignment(assignment).notebooks}
-            except Exception:  # nbgrader.api.MissingEntry: unknown assignment
-                continue
-            for student, record in load_records(course, assignment).items():
-                cells = [(name, NOT_AUTOGRADED, maxima.get(name, 0)) for name, rec in record.notebooks.items()
-                         if rec.status == UNGRADED]
-                if cells:
-                    found.setdefault(assignment, {})[student] = cells
-            try:
-                submissions = gb.assignment_submissions(assignment)
-            except Exception:  # nbgrader.api.MissingEntry: unknown assignment
-                continue
-            for submission in submissions:
-                cells = [(nb.name, g.name, g.max_score) for nb in submission.notebooks for g in nb.grades
-                         if g.needs_manual_grade and g.max_score]
-                if cells:
-                    mine = found.setdefault(assignment, {}).setdefault(submission.student.id, [])
-                    mine[:] = sorted(mine + cells)
+    for assignment in assignments or gradebook.assignments(course):
+        maxima = gradebook.max_scores(course, assignment)
+        if not maxima:  # unknown to the gradebook
+            continue
+        for student, record in load_records(course, assignment).items():
+            cells = [(name, NOT_AUTOGRADED, maxima.get(name, 0)) for name, rec in record.notebooks.items()
+                     if rec.status == UNGRADED]
+            if cells:
+                found.setdefault(assignment, {})[student] = cells
+        for grade in gradebook.grades(course, assignment):
+            if grade["needs_manual_grade"] and grade["max_score"]:
+                found.setdefault(assignment, {}).setdefault(grade["student"], []).append(
+                    (grade["notebook"], grade["grade_id"], grade["max_score"]))
+        for students in found.get(assignment, {}).values():
+            students.sort()
     return found
 
 
@@ -69,44 +62,44 @@ def export_grades(course, path, assignments=None, allow_pending=False):
     student did not submit scores 0. ``needs_manual_grading`` counts the cells still waiting for a grader.
     With pending grades, raise :class:`PendingGradesError` (nothing written) unless ``allow_pending``.
     """
-    from .flags import settle_all_question_cells
-
-    with course.gradebook() as gb:
-        assignments = assignments or sorted(a.name for a in gb.assignments)
+    known = gradebook.assignments(course)
+    unknown = sorted(set(assignments or ()) - set(known))
+    if unknown:
+        raise CourseError(f"not in the gradebook: {', '.join(unknown)} (it has: {', '.join(known) or 'no assignment yet'})")
+    assignments = assignments or known
     for assignment in assignments:
-        settle_all_question_cells(course, assignment)  # 0-point question cells are never pending
+        gradebook.settle_question_cells(course, assignment)  # 0-point question cells are never pending
     pending = pending_grades(course, assignments)
     if pending and not allow_pending:
         raise PendingGradesError("not exported, grades are still pending:\n  " + "\n  ".join(_describe(pending))
                                  + "\ngrade them in formgrader (`eep590 report <hw>` lists them), or pass --allow-pending "
                                  "to export anyway with those marked PENDING")
-    with course.gradebook() as gb:
-        maxima = {a: gb.find_assignment(a).max_score for a in assignments}
-        rows = []
-        for student in sorted(gb.students, key=lambda s: s.id):
-            row = {"student_id": student.id, "last_name": student.last_name or "", "first_name": student.first_name or "",
-                   "email": student.email or ""}
-            count, notes, total, final = 0, [], 0.0, True
-            for assignment in assignments:
-                try:
-                    submission = gb.find_submission(assignment, student.id)
-                except Exception:  # nbgrader.api.MissingEntry: not submitted
-                    row[assignment] = 0
-                    continue
-                score = round(submission.score - (submission.late_submission_penalty or 0), 2)
-                total += score
-                cells = pending.get(assignment, {}).get(student.id, [])
-                if cells:
-                    final = False
-                    count += len(cells)
-                    notes.append(f"{assignment}: {len(cells)} answer(s), {sum(p for _, _, p in cells):g} point(s)")
-                    row[assignment] = f"{PENDING} ({score:g} so far)"
-                else:
-                    row[assignment] = score
-            row["total"] = round(total, 2) if final else f"{PENDING} ({total:g} so far)"
-            row["needs_manual_grading"] = count
-            row["pending"] = "; ".join(notes)
-            rows.append(row)
+    maxima = {a: sum(gradebook.max_scores(course, a).values()) for a in assignments}
+    submissions = {a: gradebook.submission_scores(course, a) for a in assignments}
+    rows = []
+    for student in gradebook.students(course):
+        row = {"student_id": student["id"], "last_name": student["last_name"] or "", "first_name": student["first_name"] or "",
+               "email": student["email"] or ""}
+        count, notes, total, final = 0, [], 0.0, True
+        for assignment in assignments:
+            if student["id"] not in submissions[assignment]:  # not submitted
+                row[assignment] = 0
+                continue
+            score, penalty = submissions[assignment][student["id"]]
+            score = round(score - penalty, 2)
+            total += score
+            cells = pending.get(assignment, {}).get(student["id"], [])
+            if cells:
+                final = False
+                count += len(cells)
+                notes.append(f"{assignment}: {len(cells)} answer(s), {sum(p for _, _, p in cells):g} point(s)")
+                row[assignment] = f"{PENDING} ({score:g} so far)"
+            else:
+                row[assignment] = score
+        row["total"] = round(total, 2) if final else f"{PENDING} ({total:g} so far)"
+        row["needs_manual_grading"] = count
+        row["pending"] = "; ".join(notes)
+        rows.append(row)
     fields = ["student_id", "last_name", "first_name", "email", *assignments, "total", "needs_manual_grading", "pending"]
     with open(path, "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=fields)

@@ -10,9 +10,10 @@ It also settles the *question* cells of written answers (see ``docs/authoring.md
 question is a locked nbgrader task cell worth 0 points (it carries the mark scheme, so graders see the
 rubric beside the answer), followed by the manually graded answer cell that carries the points.
 nbgrader creates a grade for every task cell and marks it "needs manual grade" forever; a 0-point
-grade can change nothing, so :func:`settle_question_cells` scores it 0 and takes it off formgrader's
+grade can change nothing, so :func:`.gradebook.settle_question_cells` scores it 0 and takes it off formgrader's
 to-do list. Grades a grader has entered are never touched.
 """
+from . import gradebook
 
 
 def flag_reasons(record):
@@ -27,37 +28,10 @@ def flag_reasons(record):
     return reasons
 
 
-def settle_question_cells(gradebook, submission):
-    """Score 0 the ungraded 0-point task cells of one submitted assignment; return how many changed."""
-    changed = 0
-    for notebook in submission.notebooks:
-        for grade in notebook.grades:
-            if grade.cell.type == "TaskCell" and not grade.max_score and grade.manual_score is None:
-                if grade.needs_manual_grade or grade.auto_score is None:
-                    grade.auto_score = 0.0
-                    grade.needs_manual_grade = False
-                    changed += 1
-    return changed
-
-
-def settle_all_question_cells(course, assignment):
-    """:func:`settle_question_cells` for every submission of ``assignment``; return how many changed."""
-    changed = 0
-    with course.gradebook() as gb:
-        try:
-            submissions = gb.assignment_submissions(assignment)
-        except Exception:  # nbgrader.api.MissingEntry: nothing released or graded yet
-            return 0
-        for submission in submissions:
-            changed += settle_question_cells(gb, submission)
-        gb.db.commit()
-    return changed
-
-
 def flag_in_gradebook(course, assignment, records):
     """Set ``SubmittedNotebook.flagged`` for every notebook of every student of ``records``
     (``{student: StudentRecord}``) that has flags, unflag the others, and settle the 0-point question
-    cells of written answers (:func:`settle_question_cells`). Being graded without a sandbox is no
+    cells of written answers (:func:`.gradebook.settle_question_cells`). Being graded without a sandbox is no
     flag (the report says it once, at the top). Returns the number of notebooks flagged."""
     flagged = 0
     with course.gradebook() as gb:
@@ -72,9 +46,9 @@ def flag_in_gradebook(course, assignment, records):
                 flag = whole or notebook.name in reasons
                 notebook.flagged = bool(flag)
                 flagged += bool(flag)
-            settle_question_cells(gb, submission)
         gb.db.commit()
+    gradebook.settle_question_cells(course, assignment)
     return flagged
 
 
-__all__ = ["flag_in_gradebook", "flag_reasons", "settle_question_cells", "settle_all_question_cells"]
+__all__ = ["flag_in_gradebook", "flag_reasons"]

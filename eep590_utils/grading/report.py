@@ -18,11 +18,8 @@ import statistics
 import urllib.parse
 from pathlib import Path
 
-import nbformat
-
-from . import cells
+from . import cells, gradebook
 from .cells import MIN_QUOTED, REDACTED
-from .flags import settle_all_question_cells
 from .records import load_records
 
 TOP_FAILURES = 20
@@ -30,39 +27,35 @@ FORMGRADER_URL = "http://localhost:8888"  # default for EEP590_FORMGRADER_URL
 NOT_ATTEMPTED = ("NotImplementedError",)  # the release's stubs raise it
 
 
-def _pyplot():
-    """matplotlib with a file-only backend, imported when a figure is drawn (not when report is imported)."""
-    import matplotlib
+def _figure(**kwargs):
+    """An off-screen matplotlib ``Figure`` (no pyplot: no global state, a lighter import), imported when a
+    figure is drawn, not when the report is imported."""
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    return Figure(**kwargs)
 
-    return plt
 
 def score_rows(course, assignment):
     """One dict per (student, notebook, graded cell) from the gradebook, sorted. The 0-point question
     cells of written answers (they carry the mark scheme, not points) are left out; ``needs_manual_grade``
     (alias ``pending``) marks a grade still waiting for a grader (its ``score`` is not final)."""
-    settle_all_question_cells(course, assignment)
+    gradebook.settle_question_cells(course, assignment)
     rows = []
-    with course.gradebook() as gb:
-        for submission in gb.assignment_submissions(assignment):
-            for notebook in submission.notebooks:
-                for grade in notebook.grades:
-                    if grade.cell.type == "TaskCell" and not grade.max_score:
-                        continue
-                    rows.append({
-                        "student": submission.student.id,
-                        "notebook": notebook.name,
-                        "grade_id": grade.name,
-                        "kind": "manual" if grade.cell.cell_type == "markdown" or grade.auto_score is None else "auto",
-                        "score": float(grade.score or 0.0),
-                        "max_score": float(grade.max_score),
-                        "needs_manual_grade": bool(grade.needs_manual_grade),
-                        "pending": bool(grade.needs_manual_grade),
-                        "submission_notebook_id": notebook.id,
-                        "flagged": bool(notebook.flagged),
-                    })
+    for grade in gradebook.grades(course, assignment):
+        if grade["cell_kind"] == "TaskCell" and not grade["max_score"]:
+            continue
+        rows.append({
+            "student": grade["student"],
+            "notebook": grade["notebook"],
+            "grade_id": grade["grade_id"],
+            "kind": "manual" if grade["cell_type"] == "markdown" or grade["auto_score"] is None else "auto",
+            "score": grade["score"],
+            "max_score": grade["max_score"],
+            "needs_manual_grade": grade["needs_manual_grade"],
+            "pending": grade["needs_manual_grade"],
+            "submission_notebook_id": grade["submission_notebook_id"],
+            "flagged": grade["flagged"],
+        })
     order = _question_order(course, assignment)
     return sorted(rows, key=lambda r: (r["student"], r["notebook"], order.get((r["notebook"], r["grade_id"]), 10**6), r["grade_id"]))
 
@@ -71,7 +64,7 @@ def _question_order(course, assignment):
     """``{(notebook, grade_id): position}``: questions in the order the notebooks ask them."""
     order = {}
     for path in sorted(course.path("source", assignment=assignment).glob("*.ipynb")):
-        for index, cell in enumerate(nbformat.read(path, as_version=4).cells):
+        for index, cell in enumerate(cells.read_cells(path)):
             grade_id = cells.grade_id(cell)
             if grade_id:
                 order[(path.stem, grade_id)] = index
@@ -81,7 +74,7 @@ def _question_order(course, assignment):
 def _secrets(course, assignment):
     lines = set()
     for path in course.path("source", assignment=assignment).glob("*.ipynb"):
-        for cell in nbformat.read(path, as_version=4).cells:
+        for cell in cells.read_cells(path):
             lines.update(line for line in cells.hidden_lines(cell, course.config) if len(line) >= MIN_QUOTED)
     return lines
 
@@ -94,9 +87,12 @@ def common_failures(course, assignment, students):
     for student in students:
         folder = course.path("autograded", student, assignment)
         for path in sorted(folder.glob("*.ipynb")) if folder.is_dir() else []:
-            nb = nbformat.read(path, as_version=4)
-            for cell in nb.cells:
-                if not (cells.is_grade(cell) and cell.cell_type == "code"):
+            try:
+                notebook_cells = cells.read_cells(path)
+            except ValueError:
+                continue  # an autograded copy that is not a notebook: the student's flags say why
+            for cell in notebook_cells:
+                if not (cells.is_grade(cell) and cell.get("cell_type") == "code"):
                     continue
                 for output in cell.get("outputs", []):
                     if output.get("output_type") != "error":
@@ -125,8 +121,8 @@ def _question_figure(rows, notebook, path):
         zero.append(sum(r["score"] <= 0 for r in graded) / n)
         partial.append(1 - full[-1] - zero[-1] - pending[-1])
     height = max(3.0, 0.32 * len(questions) + 1.8)
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(8, height))
+    fig = _figure(figsize=(8, height))
+    ax = fig.subplots()
     left = [0.0] * len(questions)
     for values, label, color in ((full, "full credit", "#2e7d32"), (partial, "partial", "#f9a825"),
                                  (zero, "no credit", "#c62828"), (pending, "awaiting manual grading", "#9e9e9e")):
@@ -139,19 +135,17 @@ def _question_figure(rows, notebook, path):
     ax.legend(loc="upper center", bbox_to_anchor=(0.4, -0.45 / height * 2.5), ncol=2, fontsize=8, frameon=False)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
-    plt.close(fig)
 
 
 def _total_figure(totals, max_total, path):
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6, 3))
+    fig = _figure(figsize=(6, 3))
+    ax = fig.subplots()
     ax.hist(list(totals.values()), bins=min(20, max(5, len(totals))), range=(0, max_total), color="#1565c0")
     ax.set_xlabel(f"total score (of {max_total:g})")
     ax.set_ylabel("students")
     ax.set_title("Total scores")
     fig.tight_layout()
     fig.savefig(path, dpi=90)
-    plt.close(fig)
 
 
 def _table(header, rows):

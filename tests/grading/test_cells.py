@@ -1,5 +1,7 @@
 """The nbgrader cell vocabulary (grading/cells.py) means what nbgrader means, and never raises on a
 submitted notebook's broken metadata."""
+from pathlib import Path
+
 import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell
@@ -72,3 +74,23 @@ def test_solution_body_is_what_nbgrader_would_strip_around():
     assert cells.solution_body(source) == "def f(x):\n    return 2 * x\n"
     nb = nbformat.v4.new_notebook(cells=[new_code_cell(source, metadata=meta(solution=True, grade=False))])
     assert cells.has_region(nb.cells[0].source, "solution")
+
+
+def test_read_cells_gives_what_nbformat_gives(tmp_path):
+    """The plain-JSON reader (report's, without nbformat's import) agrees with nbformat on the kit's own
+    notebooks, lists joined; a file that is no v4 notebook is named in a ValueError."""
+    repo = Path(__file__).resolve().parents[2]
+    for path in sorted(repo.glob("source/*/*.ipynb")) + sorted(repo.glob("samples/hw1/perfect/*.ipynb")):
+        expected = nbformat.read(path, as_version=4).cells
+        got = cells.read_cells(path)
+        assert [c["source"] for c in got] == [c.source for c in expected]
+        assert [cells.grade_id(c) for c in got] == [cells.grade_id(c) for c in expected]
+        assert [[o.get("text") for o in c.get("outputs", [])] for c in got] == \
+               [[o.get("text") for o in c.get("outputs", [])] for c in expected]
+    (tmp_path / "cut.ipynb").write_text('{"cells": [')
+    (tmp_path / "v3.ipynb").write_text('{"nbformat": 3, "worksheets": []}')
+    (tmp_path / "list.ipynb").write_text("[]")
+    for name, message in (("cut", "not a readable notebook"), ("v3", "not a version 4 notebook"),
+                          ("list", "not a version 4 notebook"), ("absent", "not a readable notebook")):
+        with pytest.raises(ValueError, match=f"{name}.ipynb: {message}"):
+            cells.read_cells(tmp_path / f"{name}.ipynb")

@@ -1,6 +1,6 @@
 """The grading package's layers (issue: one bottom layer, commands that never import each other).
 
-- bottom: the course, the cell vocabulary, records, settings, safe file copying, gradebook flags, the wire format;
+- bottom: the course, cell vocabulary, records, settings, safe file copying, the gradebook read with SQL, flags, wire format;
 - tools: the sandbox, the warm-kernel zygote, the code scan, judges and their kernel-side probe;
 - commands: one phase or command each, importing only the two layers above;
 - composers: the job a worker runs, autograde's three phases, the cluster, the CLI and the demo.
@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[2] / "eep590_utils" / "grading"
-BOTTOM = {"course", "cells", "records", "settings", "files", "flags", "wire"}
+BOTTOM = {"course", "cells", "records", "settings", "files", "gradebook", "flags", "wire"}
 TOOLS = {"sandbox", "scan", "judge", "probe", "zygote"}
 COMMANDS = {"stage", "execute", "release", "collect", "feedback", "report", "export", "similarity"}
 COMPOSERS = {"jobs", "autograde", "cluster", "cli", "demo"}
