@@ -356,10 +356,14 @@ class NotebookRunner:
                 self._register(km)
                 await client.async_start_new_kernel_client()
                 self.result.kernel_start_s += time.monotonic() - t0
+                if self.zygote:
+                    self.zygote.note_start(ok=True)
                 return client, km
             except Exception as error:  # did not start, or did not answer in start_timeout
                 failure = f"{type(error).__name__}: {error}"
                 await self._shutdown(client, km)
+                if self.zygote:  # a zygote that keeps failing is retired (jobs.warm_zygote replaces it)
+                    self.zygote.note_start(ok=False)
                 self.zygote = None  # the next attempt starts a cold kernel: a zygote's trouble is never the notebook's
         raise GraderFault(f"the kernel did not start in {self.limits.start_attempts} attempts ({failure})")
 

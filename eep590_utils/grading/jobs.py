@@ -75,28 +75,37 @@ def make_job(course, assignment, student, notebook, limits, sandboxed, seed, thr
 _ZYGOTES = {}  # (threads, readonly paths, environment) -> Zygote: one per kind of kernel, shared by the workers
 _ZYGOTES_LOCK = threading.Lock()
 _NO_ZYGOTE = {}  # kind of kernel -> why no zygote could start (not tried again until close_zygotes)
+_RETIRED = {}  # kind of kernel -> zygotes retired for failing to give kernels (their kernels run on; closed at the end)
+MAX_RETIRED = 2  # zygotes of one kind retired in a run before its kernels start cold for the rest of the run
 
 
 def warm_zygote(threads, readonly, env):
-    """A running :class:`Zygote` for kernels of this kind (started, or restarted after it died), or None
-    when none can start (then kernels start cold, as before)."""
+    """A running :class:`Zygote` for kernels of this kind (started, restarted after it died, or replaced
+    after it was retired for failing to give kernels), or None when none can start (then kernels start
+    cold, as before)."""
     from .execute import _matplotlib_cache_copy, kernel_env
 
     key = (threads, tuple(readonly), tuple(sorted(env.items())))
     with _ZYGOTES_LOCK:
         if key in _NO_ZYGOTE:
             return None
-        zygote = _ZYGOTES.get(key)
-        if zygote is not None and zygote.alive:
+        zygote = _ZYGOTES.pop(key, None)
+        if zygote is not None and zygote.usable:
+            _ZYGOTES[key] = zygote
             return zygote
-        if zygote is not None:
+        if zygote is not None and zygote.alive:  # retired: left to finish the kernels it gave
+            _RETIRED.setdefault(key, []).append(zygote)
+            if len(_RETIRED[key]) >= MAX_RETIRED:
+                _NO_ZYGOTE[key] = f"{len(_RETIRED[key])} zygotes failed to give kernels"
+                log.warning("warm kernels unavailable, starting kernels cold: %s", _NO_ZYGOTE[key])
+                return None
+        elif zygote is not None:
             zygote.close()
         pool = tempfile.mkdtemp(prefix=f"eep590-pool-{os.getpid()}-")
         zygote_env = dict(kernel_env(env, threads), MPLCONFIGDIR=_matplotlib_cache_copy(os.path.join(pool, "mpl")))
         try:
             _ZYGOTES[key] = Zygote(pool, list(readonly), zygote_env)
         except (ZygoteError, OSError) as error:
-            _ZYGOTES.pop(key, None)
             _NO_ZYGOTE[key] = str(error)
             shutil.rmtree(pool, ignore_errors=True)
             log.warning("warm kernels unavailable, starting kernels cold: %s", error)
@@ -106,11 +115,13 @@ def warm_zygote(threads, readonly, env):
 
 @atexit.register
 def close_zygotes():
-    """Stop every zygote of this process (autograde calls it at the end of a run; atexit on a worker)."""
+    """Stop every zygote of this process, retired ones included (autograde calls it at the end of a run;
+    atexit on a worker)."""
     with _ZYGOTES_LOCK:
-        zygotes = list(_ZYGOTES.values())
+        zygotes = list(_ZYGOTES.values()) + [z for retired in _RETIRED.values() for z in retired]
         _ZYGOTES.clear()
         _NO_ZYGOTE.clear()
+        _RETIRED.clear()
     for zygote in zygotes:
         zygote.close()
 

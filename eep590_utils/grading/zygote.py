@@ -47,6 +47,7 @@ PRELOAD = ("numpy", "torch", "matplotlib", "matplotlib.pyplot", "matplotlib_inli
            "eep590_utils.grading.probe")
 SANDBOX_UID = 1000  # the zygote's (and its kernels') user inside the sandbox: not root, so kernels may map it
 READY = "eep590-zygote-ready"
+RETIRE_AFTER = 3  # kernels in a row a zygote failed to give: it is retired (jobs.warm_zygote starts another)
 KERNEL_NAME = "eep590-kernel"  # a forked kernel's process name (its command line is the zygote's)
 
 # ---------------------------------------------------------------------------------------------------------
@@ -305,6 +306,8 @@ class Zygote:
                 + argv[1:chdir] + ["--remount-ro", "/"] + argv[chdir:])
         self._lock = threading.Lock()
         self._count = 0
+        self._failures = 0  # kernels in a row this zygote failed to give
+        self.retired = False
         self.process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                         stderr=None if os.environ.get("EEP590_ZYGOTE_DEBUG") else subprocess.DEVNULL,
                                         env=env, cwd=self.pool, text=True, bufsize=1)
@@ -329,6 +332,19 @@ class Zygote:
     @property
     def alive(self) -> bool:
         return self.process.poll() is None
+
+    @property
+    def usable(self) -> bool:
+        """Alive and not retired: new kernels may come from it."""
+        return self.alive and not self.retired
+
+    def note_start(self, ok: bool) -> None:
+        """Count a kernel this zygote gave (``ok``) or failed to give. After :data:`RETIRE_AFTER` failures in a
+        row it is retired: it forks no more, and the kernels it gave run on (it is closed with the others)."""
+        with self._lock:
+            self._failures = 0 if ok else self._failures + 1
+            if self._failures >= RETIRE_AFTER:
+                self.retired = True
 
     def spawn(self, argv: list[str], env: dict[str, str], cwd: str, bind: list[str], tmp_bytes: int,
               fsize: int = 0, timeout: float = 30) -> tuple[int, int]:

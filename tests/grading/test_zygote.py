@@ -221,3 +221,40 @@ def test_a_kernel_the_zygote_cannot_give_starts_cold():
                             env=kernel_data_env(), zygote=broken).run()
     assert not result.problems and nb.cells[0].outputs[0]["text"] == "True\n"  # graded, by a cold kernel
     jobs.close_zygotes()
+
+
+def test_a_zygote_that_keeps_failing_is_retired_replaced_and_then_given_up(monkeypatch):
+    """Alive but failing to fork: each failure costs the notebook nothing (a cold kernel), and after
+    RETIRE_AFTER failures in a row the zygote is retired (its running kernels are left alone: it is not
+    killed) and replaced; after MAX_RETIRED of them kernels start cold for the rest of the run."""
+    from eep590_utils.grading.zygote import RETIRE_AFTER, ZygoteError
+
+    jobs.close_zygotes()
+    first = jobs.warm_zygote(1, sandbox_readonly_paths(), kernel_data_env())
+
+    def cannot_fork(*args, **kwargs):
+        raise ZygoteError("the zygote could not fork a kernel (clone: out of memory)")
+
+    monkeypatch.setattr(first, "spawn", cannot_fork)
+    workdir = os.path.join(first.pool, "cold")
+    os.makedirs(workdir)
+    nb = new_notebook(cells=[new_code_cell("print(6 * 7)")])
+    result = NotebookRunner(nb, workdir, limits=LIMITS, sandbox_readonly=sandbox_readonly_paths(),
+                            env=kernel_data_env(), zygote=first).run()
+    assert not result.problems and nb.cells[0].outputs[0]["text"] == "42\n"  # graded, by a cold kernel
+    assert first.usable  # one failure is not enough
+    first.note_start(ok=True)  # a kernel given in between: the count starts again
+    for _ in range(RETIRE_AFTER - 1):
+        first.note_start(ok=False)
+    assert first.usable
+    first.note_start(ok=False)
+    assert first.retired and first.alive
+    second = jobs.warm_zygote(1, sandbox_readonly_paths(), kernel_data_env())
+    assert second is not first and second.usable
+    assert first.alive and os.path.isdir(first.pool)  # retired, not killed: kernels it gave run on
+    for _ in range(RETIRE_AFTER):
+        second.note_start(ok=False)
+    assert jobs.warm_zygote(1, sandbox_readonly_paths(), kernel_data_env()) is None
+    assert jobs.warm_zygote(1, sandbox_readonly_paths(), kernel_data_env()) is None  # given up for the run
+    jobs.close_zygotes()
+    assert not first.alive and not second.alive and not os.path.exists(first.pool)
