@@ -214,13 +214,18 @@ def test_a_kernel_the_zygote_cannot_give_starts_cold():
     broken = jobs.warm_zygote(1, sandbox_readonly_paths(), kernel_data_env())
     broken.process.kill()  # dies between two notebooks: the next start must not cost the notebook anything
     broken.process.wait()
-    workdir = os.path.join(broken.pool, "cold")
+    assert_graded_by_a_cold_kernel(broken)
+    jobs.close_zygotes()
+
+
+def assert_graded_by_a_cold_kernel(zygote):
+    """A notebook offered ``zygote`` is graded all the same, by a cold kernel (its own Python, its own argv)."""
+    workdir = os.path.join(zygote.pool, "cold")
     os.makedirs(workdir)
     nb = new_notebook(cells=[new_code_cell("import sys\nprint(sys.argv[0].endswith('ipykernel_launcher.py'))")])
     result = NotebookRunner(nb, workdir, limits=LIMITS, sandbox_readonly=sandbox_readonly_paths(),
-                            env=kernel_data_env(), zygote=broken).run()
-    assert not result.problems and nb.cells[0].outputs[0]["text"] == "True\n"  # graded, by a cold kernel
-    jobs.close_zygotes()
+                            env=kernel_data_env(), zygote=zygote).run()
+    assert not result.problems and nb.cells[0].outputs[0]["text"] == "True\n"
 
 
 def test_a_zygote_that_keeps_failing_is_retired_replaced_and_then_given_up(monkeypatch):
@@ -236,24 +241,22 @@ def test_a_zygote_that_keeps_failing_is_retired_replaced_and_then_given_up(monke
         raise ZygoteError("the zygote could not fork a kernel (clone: out of memory)")
 
     monkeypatch.setattr(first, "spawn", cannot_fork)
-    workdir = os.path.join(first.pool, "cold")
-    os.makedirs(workdir)
-    nb = new_notebook(cells=[new_code_cell("print(6 * 7)")])
-    result = NotebookRunner(nb, workdir, limits=LIMITS, sandbox_readonly=sandbox_readonly_paths(),
-                            env=kernel_data_env(), zygote=first).run()
-    assert not result.problems and nb.cells[0].outputs[0]["text"] == "42\n"  # graded, by a cold kernel
-    assert first.usable  # one failure is not enough
-    first.note_start(ok=True)  # a kernel given in between: the count starts again
-    for _ in range(RETIRE_AFTER - 1):
+    assert_graded_by_a_cold_kernel(first)  # the runner counts its failed start
+    for _ in range(RETIRE_AFTER - 2):
         first.note_start(ok=False)
     assert first.usable
-    first.note_start(ok=False)
+    first.note_start(ok=False)  # RETIRE_AFTER in a row, the runner's included
     assert first.retired and first.alive
     second = jobs.warm_zygote(1, sandbox_readonly_paths(), kernel_data_env())
     assert second is not first and second.usable
     assert first.alive and os.path.isdir(first.pool)  # retired, not killed: kernels it gave run on
-    for _ in range(RETIRE_AFTER):
+    for _ in range(RETIRE_AFTER - 1):
         second.note_start(ok=False)
+    second.note_start(ok=True)  # a kernel given in between: the count starts again
+    for _ in range(RETIRE_AFTER - 1):
+        second.note_start(ok=False)
+    assert second.usable
+    second.note_start(ok=False)
     assert jobs.warm_zygote(1, sandbox_readonly_paths(), kernel_data_env()) is None
     assert jobs.warm_zygote(1, sandbox_readonly_paths(), kernel_data_env()) is None  # given up for the run
     jobs.close_zygotes()
