@@ -21,7 +21,6 @@ from eep590_utils.grading.sandbox import bwrap_path
 from eep590_utils.grading.zygote import KERNEL_NAME
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_pipeline_toy import postgres  # noqa: E402,F401  (the PostgreSQL fixture)
 
 # SQLite is stopped with SIGTERM (kernels killed, folders removed by the run itself), PostgreSQL is killed
 # with SIGKILL (nothing runs in the driver: bubblewrap's --die-with-parent ends the kernels, the next run
