@@ -107,7 +107,7 @@ def prepare_for_scoring(nb):
             cell.source = cell.source[:MAX_CELL_SOURCE] + f"\n\n[... cut: this cell held {len(cell.source):,} characters]"
         if cell.cell_type != "code":
             continue
-        is_test = cells.is_grade(cell) and not cells.is_solution(cell)
+        is_test = cells.is_test(cell)
         kept = []
         for output in cell.get("outputs", []):
             if is_test and output.get("output_type") == "execute_result" and not output.get("metadata", {}).get(VERDICT):

@@ -157,6 +157,12 @@ def hidden_lines(cell: Mapping, config: Any = None) -> list[str]:
     return region_lines(cell.get("source", "") or "", config)["hidden test"]
 
 
+def quoted_secrets(notebook_cells, config: Any = None) -> set[str]:
+    """The hidden-test lines of these cells long enough (:data:`MIN_QUOTED`) to recognise in a message that
+    quotes one: feedback and the class report withhold such messages."""
+    return {line for cell in notebook_cells for line in hidden_lines(cell, config) if len(line) >= MIN_QUOTED}
+
+
 def has_region(source: str, kind: str, config: Any = None) -> bool:
     """Whether ``source`` has a line that opens a region of ``kind``."""
     region = next(r for r in regions(config) if r.kind == kind)

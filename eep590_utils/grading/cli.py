@@ -123,9 +123,10 @@ def run(args: argparse.Namespace) -> None:
         files = feedback.generate_feedback(course, args.assignment, args.student)
         print(f"{len(files)} feedback file(s) in {course.path('feedback')}")
     elif args.command == "report":
-        path = report.write_report(course, args.assignment)
+        rows = report.score_rows(course, args.assignment)
+        path = report.write_report(course, args.assignment, rows)
         export.export_grades(course, path.parent / "grades.csv", [args.assignment], allow_pending=True)
-        print(report.summary_text(course, args.assignment))
+        print(report.summary_text(course, args.assignment, rows))
         print(f"class report: {path}")
     elif args.command == "similarity":
         from . import similarity

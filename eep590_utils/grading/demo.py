@@ -15,7 +15,7 @@ from .course import Course
 from .export import export_grades
 from .feedback import generate_feedback
 from .release import release
-from .report import question_text, summary_text, write_report
+from .report import question_text, score_rows, summary_text, write_report
 from .sandbox import bwrap_path
 from .settings import configured_limits
 
@@ -51,15 +51,16 @@ def run_demo(course, dest=None, workers=None, cell_timeout=30, echo=print):
               sandbox=bwrap_path() is not None)
     grade_s = time.monotonic() - t0
     feedback = generate_feedback(demo, ASSIGNMENT)
-    report = write_report(demo, ASSIGNMENT)
+    rows = score_rows(demo, ASSIGNMENT)
+    report = write_report(demo, ASSIGNMENT, rows)
     grades = demo.reports_dir / "grades.csv"
     export_grades(demo, grades, allow_pending=True)  # the written answers are not graded yet: marked PENDING
     export_grades(demo, report.parent / "grades.csv", [ASSIGNMENT], allow_pending=True)  # the report links it
     echo("")
-    echo(summary_text(demo, ASSIGNMENT))
+    echo(summary_text(demo, ASSIGNMENT, rows))
     for notebook in demo.notebooks(ASSIGNMENT):
         echo(f"\n{notebook} (points per question; ? = awaiting manual grading)")
-        echo(question_text(demo, ASSIGNMENT, notebook))
+        echo(question_text(demo, ASSIGNMENT, notebook, rows))
     echo(f"\nautograde: {grade_s:.0f} s; feedback: {len(feedback)} HTML files in {demo.path('feedback')}")
     echo(f"class report: {report} (its grading queue links every pending answer into formgrader)")
     echo(f"grades for the LMS: {grades} (pending grades marked PENDING; `eep590 export` refuses until they are graded)")

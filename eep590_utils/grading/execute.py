@@ -93,7 +93,7 @@ class SandboxedKernelManager(AsyncKernelManager):
 
 
 def cell_role(cell):
-    if cells.is_grade(cell) and not cells.is_solution(cell):
+    if cells.is_test(cell):
         return "test"
     if cells.is_solution(cell):
         return "student"
@@ -212,7 +212,7 @@ def kernel_env(extra=None, threads=1):
     return env
 
 
-def _matplotlib_cache_copy(dest):
+def matplotlib_cache_copy(dest):
     """A writable copy of the grader's matplotlib cache (saves each kernel a font scan)."""
     import shutil
 
@@ -271,7 +271,7 @@ class NotebookRunner:
         pool = self.zygote.pool if self.zygote else None
         with tempfile.TemporaryDirectory(prefix=f"eep590-kernel-{os.getpid()}-", dir=pool) as ipc:
             # the kernel's matplotlib/ipython state lives in its private folder (once, not per restart)
-            self.env.setdefault("MPLCONFIGDIR", _matplotlib_cache_copy(os.path.join(ipc, "mpl")))
+            self.env.setdefault("MPLCONFIGDIR", matplotlib_cache_copy(os.path.join(ipc, "mpl")))
             self.env.setdefault("IPYTHONDIR", os.path.join(ipc, "ipython"))
             self.env.setdefault("JUPYTER_RUNTIME_DIR", os.path.join(ipc, "runtime"))
             asyncio.run(self._run(ipc))

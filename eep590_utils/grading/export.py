@@ -22,26 +22,22 @@ class PendingGradesError(CourseError):
 NOT_AUTOGRADED = "(not autograded yet)"  # grade_id shown for a notebook the last autograde left ungraded
 
 
-def pending_grades(course, assignments=None):
-    """``{assignment: {student: [(notebook, grade_id, max_score), ...]}}``: grades awaiting a grader, and
-    notebooks the last ``eep590 autograde`` left ungraded (a run stopped early, a kernel that never
-    started): their gradebook scores are no grade yet (grade_id :data:`NOT_AUTOGRADED`)."""
+def pending_of(course, assignment, grades, maxima):
+    """``{student: [(notebook, grade_id, max_score), ...]}`` of one assignment: grades awaiting a grader
+    (from ``grades``, its :func:`.gradebook.grades`), and notebooks the last ``eep590 autograde`` left
+    ungraded (a run stopped early, a kernel that never started): their gradebook scores are no grade yet
+    (grade_id :data:`NOT_AUTOGRADED`; ``maxima``: its :func:`.gradebook.max_scores`)."""
     found = {}
-    for assignment in assignments or gradebook.assignments(course):
-        maxima = gradebook.max_scores(course, assignment)
-        if not maxima:  # unknown to the gradebook
-            continue
-        for student, record in load_records(course, assignment).items():
-            cells = [(name, NOT_AUTOGRADED, maxima.get(name, 0)) for name, rec in record.notebooks.items()
-                     if rec.status == UNGRADED]
-            if cells:
-                found.setdefault(assignment, {})[student] = cells
-        for grade in gradebook.grades(course, assignment):
-            if grade["needs_manual_grade"] and grade["max_score"]:
-                found.setdefault(assignment, {}).setdefault(grade["student"], []).append(
-                    (grade["notebook"], grade["grade_id"], grade["max_score"]))
-        for students in found.get(assignment, {}).values():
-            students.sort()
+    for student, record in load_records(course, assignment).items():
+        cells = [(name, NOT_AUTOGRADED, maxima.get(name, 0)) for name, rec in record.notebooks.items()
+                 if rec.status == UNGRADED]
+        if cells:
+            found[student] = cells
+    for grade in grades:
+        if grade["needs_manual_grade"] and grade["max_score"]:
+            found.setdefault(grade["student"], []).append((grade["notebook"], grade["grade_id"], grade["max_score"]))
+    for cells in found.values():
+        cells.sort()
     return found
 
 
@@ -67,15 +63,19 @@ def export_grades(course, path, assignments=None, allow_pending=False):
     if unknown:
         raise CourseError(f"not in the gradebook: {', '.join(unknown)} (it has: {', '.join(known) or 'no assignment yet'})")
     assignments = assignments or known
+    grades, maxima, pending = {}, {}, {}
     for assignment in assignments:
         gradebook.settle_question_cells(course, assignment)  # 0-point question cells are never pending
-    pending = pending_grades(course, assignments)
+        grades[assignment] = gradebook.grades(course, assignment)
+        maxima[assignment] = gradebook.max_scores(course, assignment)
+        waiting = pending_of(course, assignment, grades[assignment], maxima[assignment])
+        if waiting:
+            pending[assignment] = waiting
     if pending and not allow_pending:
         raise PendingGradesError("not exported, grades are still pending:\n  " + "\n  ".join(_describe(pending))
                                  + "\ngrade them in formgrader (`eep590 report <hw>` lists them), or pass --allow-pending "
                                  "to export anyway with those marked PENDING")
-    maxima = {a: sum(gradebook.max_scores(course, a).values()) for a in assignments}
-    submissions = {a: gradebook.submission_scores(course, a) for a in assignments}
+    submissions = {a: gradebook.submission_scores(course, a, grades[a]) for a in assignments}
     rows = []
     for student in gradebook.students(course):
         row = {"student_id": student["id"], "last_name": student["last_name"] or "", "first_name": student["first_name"] or "",
@@ -104,8 +104,9 @@ def export_grades(course, path, assignments=None, allow_pending=False):
     with open(path, "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=fields)
         writer.writeheader()
-        possible = {"student_id": "Points Possible", **{a: round(m, 2) for a, m in maxima.items()},
-                    "total": round(sum(maxima.values()), 2)}
+        points = {a: sum(maxima[a].values()) for a in assignments}
+        possible = {"student_id": "Points Possible", **{a: round(m, 2) for a, m in points.items()},
+                    "total": round(sum(points.values()), 2)}
         writer.writerow(possible)
         writer.writerows(rows)
     return len(rows)

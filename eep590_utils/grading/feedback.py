@@ -24,7 +24,7 @@ from nbgrader.preprocessors import ClearHiddenTests, ClearMarkScheme, GetGrades
 from nbgrader.preprocessors.base import NbGraderPreprocessor
 
 from . import cells
-from .cells import MIN_QUOTED, REDACTED
+from .cells import REDACTED
 from .course import CourseError
 
 
@@ -52,8 +52,7 @@ class RedactHiddenTests(NbGraderPreprocessor):
     """Remove every trace of hidden tests from outputs before nbgrader clears their sources."""
 
     def preprocess(self, nb, resources):
-        secrets = sorted({line for cell in nb.cells for line in cells.hidden_lines(cell, self.config)
-                          if len(line) >= MIN_QUOTED})
+        secrets = sorted(cells.quoted_secrets(nb.cells, self.config))
         for cell in nb.cells:
             has_hidden = cells.has_region(cell.source, "hidden test", self.config)
             if has_hidden:

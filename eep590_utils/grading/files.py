@@ -37,7 +37,7 @@ def copy_tree_safely(src, dest, skip_notebooks=False, ignore=(".ipynb_checkpoint
         for name in sorted(files):
             path, target = Path(folder) / name, dest / rel / name
             info = os.lstat(path)
-            kind = _special_kind(info.st_mode)
+            kind = special_kind(info.st_mode)
             if kind:
                 skipped.append([str(rel / name), kind])
             elif skip_notebooks and name.endswith(".ipynb"):
@@ -52,7 +52,8 @@ def copy_tree_safely(src, dest, skip_notebooks=False, ignore=(".ipynb_checkpoint
     return skipped
 
 
-def _special_kind(mode):
+def special_kind(mode):
+    """What a file of this ``st_mode`` is when it is no regular file (a symbolic link, a FIFO...), else None."""
     if stat.S_ISLNK(mode):
         return "a symbolic link"
     if stat.S_ISFIFO(mode):

@@ -141,10 +141,11 @@ def students(course: Course) -> list[dict]:
     return _rows(course, "SELECT id, first_name, last_name, email FROM student ORDER BY id")
 
 
-def submission_scores(course: Course, assignment: str) -> dict[str, tuple[float, float]]:
+def submission_scores(course: Course, assignment: str, grade_rows: list[dict] | None = None) -> dict[str, tuple[float, float]]:
     """``{student: (score, late penalty)}`` of every submission of ``assignment`` in the gradebook
-    (nbgrader's ``SubmittedAssignment.score`` and ``late_submission_penalty``)."""
+    (nbgrader's ``SubmittedAssignment.score`` and ``late_submission_penalty``); ``grade_rows``: its
+    :func:`grades` when the caller has them."""
     scores = {row["student"]: [0.0, float(row["late_penalty"])] for row in _rows(course, _SUBMITTED, assignment=assignment)}
-    for row in grades(course, assignment):
+    for row in grades(course, assignment) if grade_rows is None else grade_rows:
         scores[row["student"]][0] += row["score"]
     return {student: (total, penalty) for student, (total, penalty) in scores.items()}

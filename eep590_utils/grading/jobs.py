@@ -83,7 +83,7 @@ def warm_zygote(threads, readonly, env):
     """A running :class:`Zygote` for kernels of this kind (started, restarted after it died, or replaced
     after it was retired for failing to give kernels), or None when none can start (then kernels start
     cold, as before)."""
-    from .execute import _matplotlib_cache_copy, kernel_env
+    from .execute import kernel_env, matplotlib_cache_copy
 
     key = (threads, tuple(readonly), tuple(sorted(env.items())))
     with _ZYGOTES_LOCK:
@@ -102,7 +102,7 @@ def warm_zygote(threads, readonly, env):
         elif zygote is not None:
             zygote.close()
         pool = tempfile.mkdtemp(prefix=f"eep590-pool-{os.getpid()}-")
-        zygote_env = dict(kernel_env(env, threads), MPLCONFIGDIR=_matplotlib_cache_copy(os.path.join(pool, "mpl")))
+        zygote_env = dict(kernel_env(env, threads), MPLCONFIGDIR=matplotlib_cache_copy(os.path.join(pool, "mpl")))
         try:
             _ZYGOTES[key] = Zygote(pool, list(readonly), zygote_env)
         except (ZygoteError, OSError) as error:

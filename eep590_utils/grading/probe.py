@@ -60,20 +60,22 @@ def serve_file(path):
     serve(request)
 
 
+def _call(function, call):
+    """``function`` called with a request's wire-encoded ``args`` and ``kwargs``."""
+    return function(*decode(call.get("args", []), _resolve), **decode(call.get("kwargs", {"__dict__": {}}), _resolve))
+
+
 def serve(request):
     """Run one judge request (JSON text) and display its answer; never raises."""
     try:
         req = json.loads(request)
         op = req["op"]
         if op == "call":
-            args = decode(req.get("args", []), _resolve)
-            kwargs = decode(req.get("kwargs", {"__dict__": {}}), _resolve)
-            value = _target(req["target"])(*args, **kwargs)
+            value = _call(_target(req["target"]), req)
         elif op == "many":  # one call per argument list, in one probe (a numerical gradient's evaluations)
-            function, pick, value = _target(req["target"]), req.get("pick"), []
-            for call in req["calls"]:
-                result = function(*decode(call.get("args", []), _resolve), **decode(call.get("kwargs", {"__dict__": {}}), _resolve))
-                value.append(result if pick is None else result[int(pick)])
+            function, pick = _target(req["target"]), req.get("pick")
+            results = (_call(function, call) for call in req["calls"])
+            value = [result if pick is None else result[int(pick)] for result in results]
         elif op == "get":
             value = _target(req["target"])
         elif op == "put":

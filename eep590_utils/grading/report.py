@@ -19,7 +19,7 @@ import urllib.parse
 from pathlib import Path
 
 from . import cells, gradebook
-from .cells import MIN_QUOTED, REDACTED
+from .cells import REDACTED
 from .records import load_records
 
 TOP_FAILURES = 20
@@ -72,11 +72,8 @@ def _question_order(course, assignment):
 
 
 def _secrets(course, assignment):
-    lines = set()
-    for path in course.path("source", assignment=assignment).glob("*.ipynb"):
-        for cell in cells.read_cells(path):
-            lines.update(line for line in cells.hidden_lines(cell, course.config) if len(line) >= MIN_QUOTED)
-    return lines
+    paths = course.path("source", assignment=assignment).glob("*.ipynb")
+    return set().union(*(cells.quoted_secrets(cells.read_cells(path), course.config) for path in paths))
 
 
 def common_failures(course, assignment, students):
@@ -108,15 +105,23 @@ def common_failures(course, assignment, students):
     return [(count, *key) for key, count in counter.most_common(TOP_FAILURES)]
 
 
-def _question_figure(rows, notebook, path):
-    """Stacked bars per question: share of students with full, partial and no credit (and ungraded)."""
-    questions = list(dict.fromkeys(r["grade_id"] for r in rows if r["notebook"] == notebook))
+def by_question(rows, notebook):
+    """``{grade_id: [row, ...]}`` of one notebook's rows, questions in the order the rows give them."""
+    found = {}
+    for r in rows:
+        if r["notebook"] == notebook:
+            found.setdefault(r["grade_id"], []).append(r)
+    return found
+
+
+def _question_figure(questions, notebook, path):
+    """Stacked bars per question (``{grade_id: rows}``): share of students with full, partial and no credit
+    (and ungraded)."""
     full, partial, zero, pending = [], [], [], []
-    for question in questions:
-        cells = [r for r in rows if r["notebook"] == notebook and r["grade_id"] == question]
-        n = len(cells)
-        pending.append(sum(r["needs_manual_grade"] for r in cells) / n)
-        graded = [r for r in cells if not r["needs_manual_grade"]]
+    for answers in questions.values():
+        n = len(answers)
+        pending.append(sum(r["needs_manual_grade"] for r in answers) / n)
+        graded = [r for r in answers if not r["needs_manual_grade"]]
         full.append(sum(r["score"] >= r["max_score"] > 0 for r in graded) / n)
         zero.append(sum(r["score"] <= 0 for r in graded) / n)
         partial.append(1 - full[-1] - zero[-1] - pending[-1])
@@ -126,7 +131,7 @@ def _question_figure(rows, notebook, path):
     left = [0.0] * len(questions)
     for values, label, color in ((full, "full credit", "#2e7d32"), (partial, "partial", "#f9a825"),
                                  (zero, "no credit", "#c62828"), (pending, "awaiting manual grading", "#9e9e9e")):
-        ax.barh(questions, values, left=left, label=label, color=color)
+        ax.barh(list(questions), values, left=left, label=label, color=color)
         left = [a + b for a, b in zip(left, values)]
     ax.invert_yaxis()
     ax.set_xlim(0, 1)
@@ -216,8 +221,8 @@ def pending_summary(rows):
     """``{student: {notebook: (points, cells)}}`` still awaiting a grader."""
     table = collections.defaultdict(dict)
     for r in pending_rows(rows):
-        points, cells = table[r["student"]].get(r["notebook"], (0.0, 0))
-        table[r["student"]][r["notebook"]] = (points + r["max_score"], cells + 1)
+        points, count = table[r["student"]].get(r["notebook"], (0.0, 0))
+        table[r["student"]][r["notebook"]] = (points + r["max_score"], count + 1)
     return dict(table)
 
 
@@ -226,11 +231,12 @@ def _score_text(score, maximum, pending, sep=" / "):
     return text + (f" (+{pending[0]:g} pending)" if pending and pending[0] else "")
 
 
-def write_report(course, assignment):
-    """Write ``reports/<assignment>/index.html`` and its PNGs; return the HTML path."""
+def write_report(course, assignment, rows=None):
+    """Write ``reports/<assignment>/index.html`` and its PNGs; return the HTML path (``rows``: the
+    :func:`score_rows` when the caller has them)."""
     out = course.reports_dir / assignment
     out.mkdir(parents=True, exist_ok=True)
-    rows = score_rows(course, assignment)
+    rows = score_rows(course, assignment) if rows is None else rows
     if not rows:
         raise ValueError(f"no graded submissions of {assignment} in the gradebook: run `eep590 autograde {assignment}` first")
     records = load_records(course, assignment)
@@ -250,8 +256,8 @@ def write_report(course, assignment):
                      "student code could read the course directory and reach the network.</p>")
     queue = grading_queue(rows)
     if queue:
-        points = sum(r["max_score"] for cells in queue.values() for r in cells)
-        count = sum(len(cells) for cells in queue.values())
+        points = sum(r["max_score"] for answers in queue.values() for r in answers)
+        count = sum(len(answers) for answers in queue.values())
         parts.append(f"<p class='pending'>{count} grade(s) worth {points:g} point(s) await manual grading "
                      f"(<a href='#queue'>grading queue</a>); totals below do not include them, and "
                      "<code>eep590 export</code> refuses to export them until they are graded.</p>")
@@ -269,15 +275,15 @@ def write_report(course, assignment):
     parts.append("<h2>Per-question score distributions</h2>")
     for notebook in notebooks:
         image = f"questions_{notebook}.png"
-        _question_figure(rows, notebook, out / image)
+        questions = by_question(rows, notebook)
+        _question_figure(questions, notebook, out / image)
         stats = []
-        for question in dict.fromkeys(r["grade_id"] for r in rows if r["notebook"] == notebook):
-            cells = [r for r in rows if r["notebook"] == notebook and r["grade_id"] == question]
-            graded = [r for r in cells if not r["needs_manual_grade"]]
-            stats.append([question, cells[0]["kind"], f"{cells[0]['max_score']:g}",
+        for question, answers in questions.items():
+            graded = [r for r in answers if not r["needs_manual_grade"]]
+            stats.append([question, answers[0]["kind"], f"{answers[0]['max_score']:g}",
                           f"{statistics.mean(r['score'] for r in graded):.2f}" if graded else "-",
                           f"{100 * sum(r['score'] >= r['max_score'] > 0 for r in graded) / len(graded):.0f}%" if graded else "-",
-                          sum(r["needs_manual_grade"] for r in cells)])
+                          sum(r["needs_manual_grade"] for r in answers)])
         parts.append(f"<h3>{html.escape(notebook)}</h3><img src='{image}' alt='score distribution per question'>")
         parts.append(_table(["question", "graded", "points", "mean (graded)", "full credit (graded)",
                              "awaiting manual grading"], stats))
@@ -287,10 +293,10 @@ def write_report(course, assignment):
         parts.append("<p>Answers awaiting a grader, per question. Each link opens the student's notebook in formgrader "
                      "at the answer (rubric just above it); enter the score and a comment there (the comment reaches "
                      "the student's feedback). Then rerun <code>eep590 feedback</code> and <code>eep590 report</code>.</p>")
-        for (notebook, question), cells in queue.items():
-            links = ", ".join(f"<a href='{html.escape(formgrader_link(r))}'>{html.escape(r['student'])}</a>" for r in cells)
-            parts.append(f"<h3>{html.escape(notebook)} / {html.escape(question)} ({cells[0]['max_score']:g} points): "
-                         f"{len(cells)} to grade</h3><p>by {html.escape(who_grades(cells[0]))}: {links}</p>")
+        for (notebook, question), answers in queue.items():
+            links = ", ".join(f"<a href='{html.escape(formgrader_link(r))}'>{html.escape(r['student'])}</a>" for r in answers)
+            parts.append(f"<h3>{html.escape(notebook)} / {html.escape(question)} ({answers[0]['max_score']:g} points): "
+                         f"{len(answers)} to grade</h3><p>by {html.escape(who_grades(answers[0]))}: {links}</p>")
     else:
         parts.append("<p>Nothing to grade.</p>")
 
@@ -324,9 +330,17 @@ def write_report(course, assignment):
     return path
 
 
-def summary_text(course, assignment):
+def _text_table(header, lines, right_aligned_from=None):
+    """Rows of text in columns; columns from ``right_aligned_from`` on are right-aligned."""
+    widths = [max(len(str(row[i])) for row in [header] + lines) for i in range(len(header))]
+    first = len(header) if right_aligned_from is None else right_aligned_from
+    fmt = "  ".join(f"{{:{'<' if i < first else '>'}{w}}}" for i, w in enumerate(widths))
+    return "\n".join(fmt.format(*row) for row in [header] + lines)
+
+
+def summary_text(course, assignment, rows=None):
     """A plain-text table, one row per student: score per notebook, total, flags."""
-    rows = score_rows(course, assignment)
+    rows = score_rows(course, assignment) if rows is None else rows
     notebooks, table = student_summary(course, assignment, rows)
     pending = pending_summary(rows)
     records = load_records(course, assignment)
@@ -340,9 +354,7 @@ def summary_text(course, assignment):
         points = sum(p for p, _ in mine.values())
         flags = ", ".join(kit_flags(records[student])) if student in records else ""
         lines.append([student, *scores, f"{total:g}/{maximum:g}", f"{points:g} pts" if points else "-", flags])
-    widths = [max(len(str(row[i])) for row in [header] + lines) for i in range(len(header))]
-    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
-    text = "\n".join(fmt.format(*row) for row in [header] + lines)
+    text = _text_table(header, lines)
     if any(not r.sandboxed for r in records.values()):
         text = "graded WITHOUT a sandbox (bubblewrap missing or disabled)\n" + text
     if pending:
@@ -351,9 +363,9 @@ def summary_text(course, assignment):
     return text
 
 
-def question_text(course, assignment, notebook):
+def question_text(course, assignment, notebook, rows=None):
     """A plain-text table of one notebook: one row per graded cell, one column per student."""
-    rows = [r for r in score_rows(course, assignment) if r["notebook"] == notebook]
+    rows = [r for r in (score_rows(course, assignment) if rows is None else rows) if r["notebook"] == notebook]
     questions = list(dict.fromkeys(r["grade_id"] for r in rows))
     students = sorted({r["student"] for r in rows})
     score = {(r["student"], r["grade_id"]): r for r in rows}
@@ -361,9 +373,7 @@ def question_text(course, assignment, notebook):
     lines = [[q, f"{score[(students[0], q)]['max_score']:g}"]
              + [("?" if score[(s, q)]["needs_manual_grade"] else f"{score[(s, q)]['score']:g}") for s in students]
              for q in questions]
-    widths = [max(len(str(row[i])) for row in [header] + lines) for i in range(len(header))]
-    fmt = "  ".join([f"{{:<{widths[0]}}}"] + [f"{{:>{w}}}" for w in widths[1:]])
-    return "\n".join(fmt.format(*row) for row in [header] + lines)
+    return _text_table(header, lines, right_aligned_from=1)
 
 
 __all__ = ["write_report", "summary_text", "question_text", "score_rows", "common_failures", "grading_queue",

@@ -24,7 +24,7 @@ from nbgrader.converters.base import BaseConverter
 from nbgrader.utils import capture_log, temp_attrs
 
 from .cells import nbgrader_meta
-from .files import MAX_FILE_BYTES, _special_kind, copy_tree_safely
+from .files import MAX_FILE_BYTES, copy_tree_safely, special_kind
 from .records import CORRUPT, FAILED, GRADED, MISSING
 from .scan import scan_notebook
 
@@ -32,8 +32,9 @@ from .scan import scan_notebook
 def read_submitted_notebook(path):
     """The notebook at ``path``, or raise ``ValueError`` saying in words why it cannot be graded."""
     info = os.lstat(path)
-    if _special_kind(info.st_mode):
-        raise ValueError(f"{_special_kind(info.st_mode)}, not a notebook file")
+    kind = special_kind(info.st_mode)
+    if kind:
+        raise ValueError(f"{kind}, not a notebook file")
     if info.st_size > MAX_FILE_BYTES:
         raise ValueError(f"{info.st_size / 2**20:.0f} MiB, over the {MAX_FILE_BYTES // 2**20} MiB a notebook may be")
     try:
