@@ -126,21 +126,19 @@ def main():
                 print(f"  {part:<32} {seconds:6.2f}")
             overhead = parts.get("kernel start", 0) + parts.get("given cells (imports, set-up)", 0)
             print(f"  {'overhead (start + given cells)':<32} {overhead:6.2f}")
-        time_commands(course, args.students)
+        time_commands(course, args.students)  # the class graded last (warm kernels, 2 workers)
 
 
 def time_commands(course, students):
     """How long commands take, each in fresh processes, on the class just graded (``course``)."""
     eep590 = [str(Path(sys.executable).parent / "eep590"), "--course", str(course.root)]
-    path = str(REPO / "nbgrader_config.py")
-    config = (f"from traitlets.config import Config; exec(compile(open({path!r}).read(), {path!r}, 'exec'), "
-              f"{{'get_config': Config, '__file__': {path!r}}})")
+    config = f"from eep590_utils.grading.course import load_config; load_config({str(REPO)!r})"
     csv_path = str(course.root / "grades.csv")
     print(f"\n{'command (median of 3 fresh processes)':<60} {'wall s':>7} {'CPU s':>7}")
     for label, argv, code in (
             ("python -c pass", [sys.executable, "-c", "pass"], 0),
             ("eep590 --help", [*eep590[:1], "--help"], 0),
-            ("nbgrader_config.py, read by eep590 (no nbgrader)", [sys.executable, "-c", config], 0),
+            ("nbgrader_config.py, read as eep590 reads it (load_config)", [sys.executable, "-c", config], 0),
             ("import nbgrader.api (what report/export imported before)", [sys.executable, "-c", "import nbgrader.api"], 0),
             ("eep590 report: start (unknown hw: imports, config, 1 query)", [*eep590, "report", "nohw"], 1),
             (f"eep590 report hw1: whole ({students} students, 4 figures)", [*eep590, "report", "hw1"], 0),

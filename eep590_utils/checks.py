@@ -143,27 +143,20 @@ def check_close(actual, expected, name="output", rtol=1e-5, atol=1e-6, *, max_re
         )
     with np.errstate(invalid="ignore", over="ignore"):  # inf - inf where `special` masks it anyway
         diff = np.where(special, 0.0, np.abs(got - want))
-    if max_rel_error is not None:
-        with np.errstate(invalid="ignore", over="ignore"):
+        if max_rel_error is None:
+            tol = atol + rtol * np.abs(np.where(special, 0.0, want))
+            excess, rule = diff - tol, ""
+        else:
             rel = np.where(special, 0.0, diff / np.maximum(1e-8, np.abs(got) + np.abs(want)))
-        wrong = rel > max_rel_error
-        if wrong.any():
-            worst = tuple(int(i) for i in np.unravel_index(np.argmax(np.where(wrong, rel, -np.inf)), got.shape))
-            where = f" at index {list(worst)}" if got.ndim else ""
-            raise AssertionError(
-                f"{name}: {int(wrong.sum())} of {got.size} entries are wrong (relative error above "
-                f"{max_rel_error:.0e}); the worst{where} is {got[worst]:.6g} but should be {want[worst]:.6g} "
-                f"(off by {diff[worst]:.3g}, relative error {rel[worst]:.2e})"
-            )
-        return
-    tol = atol + rtol * np.abs(np.where(special, 0.0, want))
-    wrong = diff > tol
+            excess, rule = rel - max_rel_error, f" (relative error above {max_rel_error:.0e})"
+    wrong = excess > 0
     if wrong.any():
-        worst = tuple(int(i) for i in np.unravel_index(np.argmax(np.where(wrong, diff - tol, -np.inf)), got.shape))
+        worst = tuple(int(i) for i in np.unravel_index(np.argmax(np.where(wrong, excess, -np.inf)), got.shape))
         where = f" at index {list(worst)}" if got.ndim else ""
+        measure = f"tolerance {tol[worst]:.3g}" if max_rel_error is None else f"relative error {rel[worst]:.2e}"
         raise AssertionError(
-            f"{name}: {int(wrong.sum())} of {got.size} entries are wrong; the worst{where} is "
-            f"{got[worst]:.6g} but should be {want[worst]:.6g} (off by {diff[worst]:.3g}, tolerance {tol[worst]:.3g})"
+            f"{name}: {int(wrong.sum())} of {got.size} entries are wrong{rule}; the worst{where} is "
+            f"{got[worst]:.6g} but should be {want[worst]:.6g} (off by {diff[worst]:.3g}, {measure})"
         )
 
 

@@ -187,6 +187,31 @@ def probe_code(request, workdir=None):
     return f"import eep590_utils.grading.probe as __eep590_probe\n__eep590_probe.serve_file({path!r})", path
 
 
+def numerical_gradient(f_many, x, dout, h=1e-5, output=None):
+    """Centred differences of ``sum(f(x) * dout)`` in every entry of ``x``, as
+    :func:`eep590_utils.gradient_check.eval_numerical_gradient_array` computes them, with all 2 * x.size
+    evaluations made at once: ``f_many(list of inputs) -> list of outputs`` (``student.call_many``: one probe,
+    not two per entry). ``output`` checks and converts each output (default ``numpy.asarray``); an output
+    whose shape is not ``dout``'s fails the test, naming both shapes."""
+    import numpy as np
+
+    x, dout = np.array(x, dtype=np.float64), np.asarray(dout)
+    inputs = []
+    for ix in np.ndindex(x.shape):
+        for step in (h, -h):
+            moved = x.copy()
+            moved[ix] += step
+            inputs.append(moved)
+    outputs = [(output or np.asarray)(out) for out in f_many(inputs)]
+    for out in outputs:
+        if np.shape(out) != dout.shape:
+            raise Fail(f"the forward output has shape {np.shape(out)} but dout has shape {dout.shape}")
+    grad = np.zeros_like(x)
+    for k, ix in enumerate(np.ndindex(x.shape)):
+        grad[ix] = np.sum((outputs[2 * k] - outputs[2 * k + 1]) * dout) / (2 * h)
+    return grad
+
+
 def answer_of(outputs):
     """The probe's answer (text) among a probe execution's outputs: the last one of its MIME type."""
     found = None

@@ -3,7 +3,7 @@ normalization (NumPy), forward and backward.
 
 References are computed here: ``torch.nn.functional.batch_norm`` (biased variance for normalizing) and its
 autograd, the definition of inverted dropout, and numerical gradients of the student's own forward passes
-(each evaluation one call into the kernel, so the arrays are small). Inputs are drawn from ``gen``.
+(all the evaluations of one numerical gradient in one probe: judge.numerical_gradient). Inputs are drawn from ``gen``.
 Tolerances accept every correct implementation and reject the usual mistakes: the unbiased variance
 (normalizing or in the running average), statistics over the wrong axis, spatial batchnorm without moving
 the channels last, dropout without the 1 / (1 - p) scale or with p read as the keep probability. The test-mode
@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from eep590_utils.checks import check_close, check_shape, check_true
-from eep590_utils.grading.judge import Fail, Remote, judge
+from eep590_utils.grading.judge import Fail, Remote, judge, numerical_gradient
 
 
 # ---------------------------------------------------------------------------------------------- helpers
@@ -98,25 +98,13 @@ def _check_gradient(analytic, numeric, name, max_error):
     floor = 1e-3 * np.max(np.abs(numeric), initial=0.0) + 1e-8
     error = np.max(np.abs(analytic - numeric) / np.maximum(floor, np.abs(analytic) + np.abs(numeric)), initial=0.0)
     if not error <= max_error:  # also catches NaN
-        check_close(analytic, numeric, name, rtol=max_error, atol=1e-12)
+        check_close(analytic, numeric, name, max_rel_error=max_error)  # names the worst entry
         raise Fail(f"{name}: relative error {error:.2e} is above {max_error:.0e}")
 
 
-def _numerical_gradient(f_many, x, dout, name, h=1e-5):
-    """Centred differences of sum(f(x) * dout), entry by entry; ``f_many`` evaluates f on a list of inputs
-    (the student's forward, all evaluations in one probe)."""
-    x = np.array(x, dtype=np.float64)
-    inputs = []
-    for ix in np.ndindex(x.shape):
-        for step in (h, -h):
-            moved = x.copy()
-            moved[ix] += step
-            inputs.append(moved)
-    outputs = [_array(out, name, dout.shape) for out in f_many(inputs)]
-    grad = np.zeros_like(x)
-    for k, ix in enumerate(np.ndindex(x.shape)):
-        grad[ix] = np.sum((outputs[2 * k] - outputs[2 * k + 1]) * dout) / (2 * h)
-    return grad
+def _numerical_gradient(f_many, x, dout, name):
+    """The numerical gradient of sum(f(x) * dout), every evaluation in one probe; outputs checked as ``name``."""
+    return numerical_gradient(f_many, x, dout, output=lambda out: _array(out, name, dout.shape))
 
 
 def _backward_against_numerical(student, forward, backward, x, gamma, beta, dout):
@@ -149,10 +137,6 @@ def _backward_against_autograd(student, forward, backward, x, gamma, beta, dout,
                    f"{name} is wrong for {what} (largest error {np.max(np.abs(got - want)):.3g})")
 
 
-def _mlp_activations(gen, N, W1, W2):
-    return np.maximum(0, _normal(gen, N, W1.shape[0]) @ W1) @ W2
-
-
 # ---------------------------------------------------------------------------------------------- batchnorm forward
 @judge("batchnorm_forward_train_stats")
 def batchnorm_forward_train_stats(student, gen):
@@ -169,6 +153,23 @@ def batchnorm_forward_train_stats(student, gen):
     _running(bn_param, "running_var", (D,), "after a train-mode pass")
 
 
+def _check_test_mode(student, fn, x, gamma, beta, running_mean, running_var, bn_param, name):
+    """Test mode normalizes with the given running averages (torch's batch_norm with training=False), not with
+    the minibatch's mean and variance, and leaves the running averages as they were."""
+    out, _, after = _forward(student, fn, x, gamma, beta, bn_param)
+    out = _array(out, "test-mode out", x.shape)
+    expected, _, _ = _torch_batchnorm(x, running_mean, running_var, gamma, beta, training=False, eps=1e-5)
+    minibatch, _, _ = _torch_batchnorm(x, running_mean, running_var, gamma, beta, training=True, eps=1e-5)
+    per_channel = " of each channel" if x.ndim == 4 else ""
+    check_true(not np.allclose(out, minibatch),
+               f"test-mode out is normalized with the minibatch mean and variance{per_channel}: in test mode use "
+               'bn_param["running_mean"] and bn_param["running_var"]')
+    check_close(out, expected, name)
+    for key, given in (("running_mean", running_mean), ("running_var", running_var)):
+        check_close(_running(after, key, given.shape, "after a test-mode pass"), given,
+                    f'bn_param["{key}"] after a test-mode pass')
+
+
 @judge("batchnorm_forward_test_mode")
 def batchnorm_forward_test_mode(student, gen):
     # the running averages are given, so a mistake in the train-mode update cannot fail this test
@@ -176,18 +177,9 @@ def batchnorm_forward_test_mode(student, gen):
         x = _normal(gen, N, D) * _uniform(gen, 0.5, 4.0, D) + 3 * _normal(gen, D)
         gamma, beta = _uniform(gen, 0.5, 2.0, D), _normal(gen, D)
         running_mean, running_var = 3 * _normal(gen, D), _uniform(gen, 0.3, 12.0, D)
-        out, _, after = _forward(student, "batchnorm_forward", x, gamma, beta,
-                                 {"mode": "test", "momentum": 0.9, "running_mean": running_mean,
-                                  "running_var": running_var})
-        out = _array(out, "test-mode out", (N, D))
-        check_true(not np.allclose(out, gamma * (x - x.mean(axis=0)) / np.sqrt(x.var(axis=0) + 1e-5) + beta),
-                   "test-mode out is normalized with the minibatch mean and variance: in test mode use "
-                   'bn_param["running_mean"] and bn_param["running_var"]')
-        check_close(out, gamma * (x - running_mean) / np.sqrt(running_var + 1e-5) + beta, "test-mode out")
-        check_close(_running(after, "running_mean", (D,), "after a test-mode pass"), running_mean,
-                    'bn_param["running_mean"] after a test-mode pass')
-        check_close(_running(after, "running_var", (D,), "after a test-mode pass"), running_var,
-                    'bn_param["running_var"] after a test-mode pass')
+        _check_test_mode(student, "batchnorm_forward", x, gamma, beta, running_mean, running_var,
+                         {"mode": "test", "momentum": 0.9, "running_mean": running_mean, "running_var": running_var},
+                         "test-mode out")
 
 
 @judge("batchnorm_forward_matches_torch")
@@ -380,21 +372,9 @@ def spatial_batchnorm_forward_test_mode(student, gen):
         x = _images(gen, N, C, H, W)
         gamma, beta = _uniform(gen, 0.5, 2.0, C), _normal(gen, C)
         running_mean, running_var = 3 * _normal(gen, C), _uniform(gen, 0.3, 12.0, C)
-        out, _, after = _forward(student, "spatial_batchnorm_forward", x, gamma, beta,
-                                 {"mode": "test", "running_mean": running_mean, "running_var": running_var})
-        out = _array(out, "test-mode out", (N, C, H, W))
-        batch_mean, batch_var = x.mean(axis=(0, 2, 3))[:, None, None], x.var(axis=(0, 2, 3))[:, None, None]
-        check_true(not np.allclose(out, gamma[:, None, None] * (x - batch_mean) / np.sqrt(batch_var + 1e-5)
-                                   + beta[:, None, None]),
-                   "test-mode out is normalized with the minibatch statistics of each channel: in test mode use "
-                   'bn_param["running_mean"] and bn_param["running_var"]')
-        expected = (gamma[:, None, None] * (x - running_mean[:, None, None])
-                    / np.sqrt(running_var[:, None, None] + 1e-5) + beta[:, None, None])
-        check_close(out, expected, f"test-mode out for input shape {(N, C, H, W)}")
-        check_close(_running(after, "running_mean", (C,), "after a test-mode pass"), running_mean,
-                    'bn_param["running_mean"] after a test-mode pass')
-        check_close(_running(after, "running_var", (C,), "after a test-mode pass"), running_var,
-                    'bn_param["running_var"] after a test-mode pass')
+        _check_test_mode(student, "spatial_batchnorm_forward", x, gamma, beta, running_mean, running_var,
+                         {"mode": "test", "running_mean": running_mean, "running_var": running_var},
+                         f"test-mode out for input shape {(N, C, H, W)}")
 
 
 @judge("spatial_batchnorm_forward_matches_torch")

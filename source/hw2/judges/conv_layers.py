@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from eep590_utils.checks import check_close, check_shape, check_type
-from eep590_utils.grading.judge import Fail, StudentError, judge
+from eep590_utils.grading.judge import Fail, StudentError, judge, numerical_gradient
 
 RTOL, ATOL = 1e-5, 1e-6  # against torch, float64 inputs: any correct loop order passes by orders of magnitude
 
@@ -41,15 +41,15 @@ def _array(value, name):
     return value.astype(np.float64)
 
 
-def _conv_case(gen, stride, pad, square=None):
+def _conv_case(gen, stride, pad, non_square=False):
     """x, w, b, conv_param: non-square inputs and filters, 1 to 3 images, channels and filters.
 
-    square=False forces a non-square kernel (so that a kernel read as (WW, HH) never passes by chance).
+    non_square=True forces a non-square kernel (so that a kernel read as (WW, HH) never passes by chance).
     """
     N, C, Fn = _randint(gen, 1, 3), _randint(gen, 1, 3), _randint(gen, 1, 4)
     H, W = _randint(gen, 5, 9), _randint(gen, 5, 9)
     HH, WW = _randint(gen, 1, 4), _randint(gen, 1, 4)
-    if square is False and HH == WW:
+    if non_square and HH == WW:
         WW = HH % 4 + 1
     return (_normal(gen, N, C, H, W), _normal(gen, Fn, C, HH, WW), _normal(gen, Fn),
             {"stride": stride, "pad": pad})
@@ -131,7 +131,7 @@ def conv_forward_example(student, gen):
 @judge("conv_forward_matches_torch")
 def conv_forward_matches_torch(student, gen):
     for i, (stride, pad) in enumerate(CONV_SETTINGS):
-        x, w, b, conv_param = _conv_case(gen, stride, pad, square=None if i else False)
+        x, w, b, conv_param = _conv_case(gen, stride, pad, non_square=i == 0)
         want = F.conv2d(torch.from_numpy(x), torch.from_numpy(w), torch.from_numpy(b), stride=stride, padding=pad).numpy()
         case = _describe(x, w, conv_param)
         out, _ = _forward(student, x, w, b, conv_param, case)
@@ -145,64 +145,39 @@ def conv_forward_matches_torch(student, gen):
 # Question 2: convolution, backward pass
 
 
-def _numerical_projection(forward, inputs, index, v, dout, h):
+def _numerical_projection(forward_many, inputs, index, v, dout, h):
+    """The centred difference of <forward(...), dout> along ``v`` in inputs[index], both evaluations in one probe."""
     plus, minus = list(inputs), list(inputs)
     plus[index], minus[index] = inputs[index] + h * v, inputs[index] - h * v
-    f_plus, f_minus = _array(forward(*plus), "the forward output"), _array(forward(*minus), "the forward output")
+    f_plus, f_minus = (_array(out, "the forward output") for out in forward_many([plus, minus]))
     if f_plus.shape != dout.shape or f_minus.shape != dout.shape:
         raise Fail("the forward pass gives outputs of different shapes")
     return float(np.sum((f_plus - f_minus) * dout) / (2 * h))
 
 
-def _numerical_first_input(forward, inputs, dout, h):
-    """The numerical gradient of <forward(x, ...), dout> in x, entry by entry, in ONE probe.
+def _gradient_check(gen, forward_many, inputs, grads, dout, names, directions=3, h=1e-5, tol=1e-6):
+    """For each input, <grad, v> against the central difference of <forward(...), dout> along random v;
+    ``forward_many(list of argument lists)`` gives the forward outputs of all of them in one probe.
 
-    Every layer here treats the images of a batch independently, so the 2 * x[n].size perturbed copies of
-    every image x[n] are stacked into one batch. None when the student's forward does not take that batch.
-    """
-    x = inputs[0]
-    N, per = x.shape[0], x[0].size
-    steps = np.eye(per).reshape(per, *x.shape[1:]) * h
-    batch = np.concatenate([np.concatenate([x[n] + steps, x[n] - steps]) for n in range(N)])
-    try:
-        out = _array(forward(batch, *inputs[1:]), "the forward output")
-    except (AssertionError, StudentError):  # the verdict is decided already: this only locates the error
-        return None
-    if out.shape != (2 * N * per,) + dout.shape[1:]:
-        return None
-    out = out.reshape(N, 2, per, -1)
-    numeric = np.einsum("npk,nk->np", out[:, 0] - out[:, 1], dout.reshape(N, -1)) / (2 * h)
-    return numeric.reshape(x.shape)
-
-
-def _numerical_entrywise(forward, inputs, index, dout, h):
-    """The numerical gradient of <forward(...), dout> in inputs[index], two probes per entry."""
-    x = inputs[index]
-    numeric = np.zeros_like(x)
-    for ix in np.ndindex(*x.shape):
-        v = np.zeros_like(x)
-        v[ix] = 1.0
-        numeric[ix] = _numerical_projection(forward, inputs, index, v, dout, h)
-    return numeric
-
-
-def _gradient_check(gen, forward, inputs, grads, dout, names, directions=3, h=1e-5, tol=1e-6):
-    """For each input, <grad, v> against the central difference of <forward(...), dout> along random v.
-
-    On a disagreement, the whole numerical gradient of that input is computed so that the message names the
-    worst entry (index, the student's value, the numerical one, the relative error).
+    On a disagreement, the whole numerical gradient of that input is computed (one probe) so that the message
+    names the worst entry (index, the student's value, the numerical one, the relative error).
     """
     for index, (grad, name) in enumerate(zip(grads, names)):
         if grad is None:
             continue
         for _ in range(directions):
             v = torch.randn(*inputs[index].shape, generator=gen, dtype=torch.float64).numpy()
-            numeric = _numerical_projection(forward, inputs, index, v, dout, h)
+            numeric = _numerical_projection(forward_many, inputs, index, v, dout, h)
             analytic = float(np.sum(grad * v))
             error = abs(numeric - analytic) / max(1e-8, abs(numeric) + abs(analytic))
             if error >= tol:
-                full = (_numerical_first_input(forward, inputs, dout, h) if index == 0
-                        else _numerical_entrywise(forward, inputs, index, dout, h))
+                def moved(xs, index=index):
+                    return forward_many([inputs[:index] + [x] + inputs[index + 1:] for x in xs])
+
+                try:
+                    full = numerical_gradient(moved, inputs[index], dout, h, output=lambda o: _array(o, "the forward output"))
+                except (AssertionError, StudentError):  # the verdict is decided already: this only locates the error
+                    full = None
                 if full is not None:
                     check_close(grad, full, f"{name} against the numerical gradient of your forward pass",
                                 max_rel_error=tol)
@@ -224,16 +199,16 @@ def conv_backward_gradient_check(student, gen):
     _check_grad_shape(dw, w, "dw", "(F, C, HH, WW)")
     _check_grad_shape(db, b, "db", "(F,)")
 
-    def forward(x, w, b):
-        return _output(student.conv_forward_naive(x, w, b, conv_param), "conv_forward_naive")[0]
+    def forward_many(arg_lists):  # every (x, w, b) in one probe; the outputs only
+        return student.call_many("conv_forward_naive", [(*args, conv_param) for args in arg_lists], pick=0)
 
-    _gradient_check(gen, forward, [x, w, b], [dx, dw, db], dout, ["dx", "dw", "db"])
+    _gradient_check(gen, forward_many, [x, w, b], [dx, dw, db], dout, ["dx", "dw", "db"])
 
 
 def _conv_backward_matches_torch(student, gen, which):
     name = ["dx", "dw", "db"][which]
     for i, (stride, pad) in enumerate(CONV_SETTINGS):
-        x, w, b, conv_param = _conv_case(gen, stride, pad, square=None if i else False)
+        x, w, b, conv_param = _conv_case(gen, stride, pad, non_square=i == 0)
         xt, wt, bt = (torch.from_numpy(a.copy()).requires_grad_() for a in (x, w, b))
         outt = F.conv2d(xt, wt, bt, stride=stride, padding=pad)
         dout = _normal(gen, *outt.shape)
@@ -245,9 +220,8 @@ def _conv_backward_matches_torch(student, gen, which):
         if not isinstance(grads, (tuple, list)) or len(grads) != 3:
             raise Fail("conv_backward_naive should return a tuple (dx, dw, db)")
         got = _array(grads[which], f"{name} for {case}")
-        if got.shape != want.shape:
-            like, layout = [(x, "(N, C, H, W)"), (w, "(F, C, HH, WW)"), (b, "(F,)")][which]
-            _check_grad_shape(got, like, name, layout)
+        like, layout = [(x, "(N, C, H, W)"), (w, "(F, C, HH, WW)"), (b, "(F,)")][which]
+        _check_grad_shape(got, like, name, layout)
         if not np.allclose(got, want, rtol=RTOL, atol=ATOL):
             raise Fail(f"wrong {name} for {case}")
 
@@ -328,10 +302,10 @@ def max_pool_backward_gradient_check(student, gen):
     dx = _array(student.max_pool_backward_naive(dout, cache), "dx")
     _check_grad_shape(dx, x, "dx", "(N, C, H, W)")
 
-    def forward(x):
-        return _output(student.max_pool_forward_naive(x, pool_param), "max_pool_forward_naive")[0]
+    def forward_many(arg_lists):  # every x in one probe; the outputs only
+        return student.call_many("max_pool_forward_naive", [(*args, pool_param) for args in arg_lists], pick=0)
 
-    _gradient_check(gen, forward, [x], [dx], dout, ["dx"], directions=4)
+    _gradient_check(gen, forward_many, [x], [dx], dout, ["dx"], directions=4)
 
 
 @judge("max_pool_backward_matches_torch")

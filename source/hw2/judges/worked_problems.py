@@ -6,6 +6,8 @@ cases drawn from ``gen`` and compared with PyTorch layers built here; the LeNet-
 computed here from the architectures (VGG16 on the ``meta`` device: shapes and parameter counts, no memory).
 Hidden checks never say the right value (not even a shape the question leaves to the student).
 """
+import functools
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -286,9 +288,6 @@ def receptive_field_general(student, gen):
 # ----------------------------------------------------------------------------------------------------------
 # Question 3e: receptive fields with downsampling
 
-RF_NAMES = ["rf_pool", "rf_conv_conv", "rf_conv_pool_conv", "rf_growth_after_pool"]
-
-
 def _rf(layers):
     r, j = 1, 1
     for k, s in layers:
@@ -356,6 +355,7 @@ def network_table_fc_params(student, gen):
         raise Fail("the parameter count of FC-3 is wrong: did you count the biases?")
 
 
+@functools.cache
 def _small_net_shapes():
     """(H, W, C) after each layer of the 3(e) network, measured in PyTorch."""
     z, shapes = torch.zeros(1, 1, 28, 28), []
@@ -363,7 +363,7 @@ def _small_net_shapes():
                   torch.nn.Conv2d(10, 10, 3, padding=1), torch.nn.MaxPool2d(2, 2)]:
         z = layer(z)
         shapes.append((z.shape[2], z.shape[3], z.shape[1]))
-    return shapes
+    return tuple(shapes)
 
 
 @judge("network_table_conv2_activations")
@@ -406,12 +406,13 @@ C3_INPUTS = ([[(m + k) % 6 for k in range(3)] for m in range(6)] + [[(m + k) % 6
              + [[0, 1, 3, 4], [1, 2, 4, 5], [0, 2, 3, 5], list(range(6))])
 
 
+@functools.cache
 def _lenet_c1():
     """(parameters, connections) of C1, from a PyTorch layer: connections = (weights + bias) per unit x units."""
     conv = torch.nn.Conv2d(1, 6, 5)
     units = conv(torch.zeros(1, 1, 32, 32)).numel()                       # 6 x 28 x 28
     per_unit = conv.weight[0].numel() + 1                                  # 5 x 5 x 1 weights and the bias
-    return sum(p.numel() for p in conv.parameters()), units * per_unit
+    return _count(conv), units * per_unit
 
 
 @judge("lenet_c1_params_correct")
@@ -437,8 +438,8 @@ def lenet_c1_connections_correct(student, gen):
 @judge("lenet_c3_params_correct")
 def lenet_c3_params_correct(student, gen):
     got = _int_answer(student, "lenet_c3_params")
-    want = sum(sum(p.numel() for p in torch.nn.Conv2d(len(inputs), 1, 5).parameters()) for inputs in C3_INPUTS)
-    if got == sum(p.numel() for p in torch.nn.Conv2d(6, 16, 5).parameters()):
+    want = sum(_count(torch.nn.Conv2d(len(inputs), 1, 5)) for inputs in C3_INPUTS)
+    if got == _count(torch.nn.Conv2d(6, 16, 5)):
         raise Fail("lenet_c3_params is wrong: C3 is not fully connected to S2; count the kernels each map has")
     if got == want - len(C3_INPUTS):
         raise Fail("lenet_c3_params is wrong: did you count the biases (one per C3 map)?")
@@ -453,6 +454,7 @@ VGG16_NAMES = (["Input"] + ["CONV3-64"] * 2 + ["POOL2"] + ["CONV3-128"] * 2 + ["
                + (["CONV3-512"] * 3 + ["POOL2"]) * 2 + ["FC-4096", "FC-4096", "FC-1000"])
 
 
+@functools.cache
 def _vgg16_reference():
     """[(name, activations, params)] for one 224 x 224 x 3 image, biases counted."""
     z = torch.zeros(1, 3, 224, 224, device="meta")
@@ -466,8 +468,8 @@ def _vgg16_reference():
             z = z.flatten(1)
             layer = torch.nn.Linear(z.shape[1], int(name[3:]), device="meta")
         z = layer(z)
-        rows.append((name, z.numel(), sum(p.numel() for p in layer.parameters())))
-    return rows
+        rows.append((name, z.numel(), _count(layer)))
+    return tuple(rows)
 
 
 def _vgg16_rows(student):
