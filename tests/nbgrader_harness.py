@@ -29,6 +29,16 @@ def with_cell_source(nb, grade_id, source):
     return nb
 
 
+def replace_in_cell(nb, grade_id, old, new, once=False):
+    """A copy of ``nb`` whose cell ``grade_id`` has ``old`` replaced by ``new``; ``old`` must be in it (exactly
+    once with ``once``), so a planted mistake never silently plants nothing."""
+    source = cell_by_grade_id(nb, grade_id).source
+    found = source.count(old)
+    where = "not" if not found else "more than once"
+    assert found == 1 if once else found >= 1, f"{grade_id}: the text to replace is {where} in the cell: {old!r}"
+    return with_cell_source(nb, grade_id, source.replace(old, new))
+
+
 def grade_ids(nb, kind="tests"):
     """grade_ids of autograded test cells (``kind='tests'``) or of all graded cells (``'all'``)."""
     out = []

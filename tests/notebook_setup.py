@@ -26,6 +26,8 @@ from pathlib import Path
 
 import nbformat
 
+from eep590_utils.grading import cells as grading_cells
+
 KIT_REPO = "github.com/eep590/course-kit"
 KIT_BRANCH = "main"
 KIT_URL = f"git+https://{KIT_REPO}"  # what pip installs on Colab and what the instructions say
@@ -84,7 +86,7 @@ def shipped_files(hw_dir):
 
 def notebook_needs(nb, hw_dir):
     """``(datasets, files)`` this notebook needs, read from its cells (the set-up cell excluded)."""
-    cells = [c for c in nb.cells if c.get("metadata", {}).get("nbgrader", {}).get("grade_id") != GRADE_ID]
+    cells = [c for c in nb.cells if grading_cells.grade_id(c) != GRADE_ID]
     code = "\n".join(c.source for c in cells if c.cell_type == "code")
     text = "\n".join(c.source for c in cells)
     datasets = [name for name, pattern in DATASET_CALLS.items() if re.search(pattern, code)]
@@ -112,7 +114,7 @@ def setup_cell(nb, hw_dir):
 
 
 def find_setup_cell(nb):
-    return next((i for i, c in enumerate(nb.cells) if c.get("metadata", {}).get("nbgrader", {}).get("grade_id") == GRADE_ID), None)
+    return next((i for i, c in enumerate(nb.cells) if grading_cells.grade_id(c) == GRADE_ID), None)
 
 
 def insert_setup_cell(nb, hw_dir):

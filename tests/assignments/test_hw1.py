@@ -16,7 +16,7 @@ import re
 
 import numpy as np
 import pytest
-from nbgrader_harness import REPO, cell_by_grade_id, grade_ids, read_notebook, with_cell_source
+from nbgrader_harness import REPO, cell_by_grade_id, grade_ids, read_notebook, replace_in_cell
 
 from eep590_utils.grading.judge import load_judges
 
@@ -191,9 +191,7 @@ def planted(name, edits):
     """The solution notebook ``name`` with each ``(grade_id, old, new)`` text replacement applied."""
     nb = source_notebook(name)
     for grade_id, old, new in edits:
-        text = cell_by_grade_id(nb, grade_id).source
-        assert text.count(old) == 1, f"{name}/{grade_id}: the text to replace is not in the solution: {old!r}"
-        nb = with_cell_source(nb, grade_id, text.replace(old, new))
+        nb = replace_in_cell(nb, grade_id, old, new, once=True)
     return nb
 
 

@@ -37,6 +37,7 @@ from nbgrader_harness import (
     cell_by_grade_id,
     grade_ids,
     read_notebook,
+    replace_in_cell,
     with_cell_source,
 )
 
@@ -141,18 +142,23 @@ def _notebook_namespace():
     nb = read_notebook(SOURCE)
     namespace = {}
     exec("import numpy as np\nimport torch\nimport torch.nn.functional as F\nfrom torch import nn", namespace)
-    for grade_id in ("small_cnn", "cifar10_model_definition"):
+    for grade_id in ("small_cnn", "cifar10_model_definition", "transfer_model"):
         exec(cell_by_grade_id(nb, grade_id).source, namespace)
     return namespace
 
 
 def _cifar10_grading_accuracy(state_dict, metadata):
     """Accuracy of a FastCifarNet checkpoint on the grader's 2,000 CIFAR-10 test images, computed here."""
-    from eep590_utils import CIFAR10_MEAN, CIFAR10_STD, load_cifar10
-
     model = _notebook_namespace()[metadata["architecture"]](**metadata["model_kwargs"])
     model.load_state_dict(state_dict)
-    model.float().eval()
+    return _cifar10_test_accuracy(model.float())
+
+
+def _cifar10_test_accuracy(model):
+    """Accuracy of ``model`` (in eval mode) on the grader's 2,000 CIFAR-10 test images."""
+    from eep590_utils import CIFAR10_MEAN, CIFAR10_STD, load_cifar10
+
+    model.eval()
     _, _, images, labels = load_cifar10()
     x = torch.from_numpy(images[:2000]).permute(0, 3, 1, 2).float() / 255
     x = (x - torch.tensor(CIFAR10_MEAN).view(3, 1, 1)) / torch.tensor(CIFAR10_STD).view(3, 1, 1)
@@ -164,9 +170,7 @@ def _cifar10_grading_accuracy(state_dict, metadata):
 def _with_mistakes(nb, mistakes):
     for mistake in mistakes:
         for grade_id, (text, replacement) in MISTAKES[mistake][0].items():
-            source = cell_by_grade_id(nb, grade_id).source
-            assert text in source, (mistake, text)
-            nb = with_cell_source(nb, grade_id, source.replace(text, replacement))
+            nb = replace_in_cell(nb, grade_id, text, replacement)
     return nb
 
 
@@ -429,18 +433,10 @@ def test_pretrained_features_checkpoint_is_small_safe_and_fits_the_notebook_clas
     assert FEATURES.stat().st_size < 2**20
     payload = torch.load(FEATURES, map_location="cpu", weights_only=True)  # plain tensors and values only
     assert payload["metadata"]["architecture"] == "CifarFeatureCNN"
-    namespace = {}
-    exec("import torch\nfrom torch import nn", namespace)
-    exec(cell_by_grade_id(read_notebook(SOURCE), "transfer_model").source, namespace)
-    from eep590_utils import CIFAR10_MEAN, CIFAR10_STD, load_checkpoint, load_cifar10
+    from eep590_utils import load_checkpoint
 
-    model, _ = load_checkpoint(FEATURES, namespace["CifarFeatureCNN"]())
-    _, _, images, labels = load_cifar10()
-    x = torch.from_numpy(images[:2000]).permute(0, 3, 1, 2).float() / 255
-    x = (x - torch.tensor(CIFAR10_MEAN).view(3, 1, 1)) / torch.tensor(CIFAR10_STD).view(3, 1, 1)
-    with torch.no_grad():
-        predictions = torch.cat([model.eval()(chunk).argmax(1) for chunk in x.split(500)])
-    assert float((predictions.numpy() == labels[:2000]).mean()) > 0.6  # features worth transferring
+    model, _ = load_checkpoint(FEATURES, _notebook_namespace()["CifarFeatureCNN"]())
+    assert _cifar10_test_accuracy(model) > 0.6  # features worth transferring
     # frozen features stay in eval mode (BatchNorm keeps its CIFAR-10 statistics) when the model trains
     for p in model.features.parameters():
         p.requires_grad_(False)

@@ -525,12 +525,12 @@ def test_format_checks_award_no_points_and_no_shape_only_test_does(name):
 
 def test_written_answers_of_the_new_questions():
     nb = read_notebook(SOURCE["worked_problems"])
-    cells = {c.metadata.get("nbgrader", {}).get("grade_id"): c for c in nb.cells}
-    assert cells["bn_graph"].metadata.nbgrader.points == 4 and cells["homework_process"].metadata.nbgrader.points == 1
-    assert "bn_graph.png" in cells["bn_graph_question"].source
-    assert "any honest answer to all three parts gets the point" in cells["homework_process_question"].source
+    by_id = {cells.grade_id(c): c for c in nb.cells}
+    assert cells.points(by_id["bn_graph"]) == 4 and cells.points(by_id["homework_process"]) == 1
+    assert "bn_graph.png" in by_id["bn_graph_question"].source
+    assert "any honest answer to all three parts gets the point" in by_id["homework_process_question"].source
     for edge in ["X -> µ", "µ -> σ²", "σ² -> Z", "Z -> Y", "γ -> Y", "β -> Y"]:
-        assert edge in cells["bn_graph"].source
+        assert edge in by_id["bn_graph"].source
 
 
 @pytest.mark.parametrize("name", NOTEBOOKS)

@@ -15,6 +15,7 @@ from nbgrader_harness import (
     cell_by_grade_id,
     grade_ids,
     read_notebook,
+    replace_in_cell,
     with_cell_source,
 )
 
@@ -34,13 +35,6 @@ WARMUP_TASKS = {
 def _solution_region(nb, grade_id):
     """The text between BEGIN/END SOLUTION of a solution cell, to build wrong answers from."""
     return cell_by_grade_id(nb, grade_id).source
-
-
-def _replace(nb, grade_id, old, new):
-    """A copy of nb whose cell grade_id has `old` replaced by `new` (which must be there)."""
-    source = cell_by_grade_id(nb, grade_id).source
-    assert old in source, f"{old!r} not in cell {grade_id}"
-    return with_cell_source(nb, grade_id, source.replace(old, new))
 
 
 # ---------------------------------------------------------------- wrong answers to the warm-up (Part B)
@@ -141,31 +135,31 @@ def dws_variants(nb):
     module = "depthwise_separable_conv"
     params = "parameter_counts"
     macs = "mac_counts"
-    dense_depthwise = _replace(nb, module, "padding=kernel_size // 2, groups=in_channels, bias=bias)",
+    dense_depthwise = replace_in_cell(nb, module, "padding=kernel_size // 2, groups=in_channels, bias=bias)",
                                "padding=kernel_size // 2, bias=bias)")
-    dense_depthwise = _replace(dense_depthwise, params,
+    dense_depthwise = replace_in_cell(dense_depthwise, params,
                                "return kernel_size * kernel_size * in_channels * out_channels + (out_channels if bias else 0)",
                                "return kernel_size * kernel_size * in_channels * out_channels")
-    dense_depthwise = _replace(dense_depthwise, params, "pointwise = in_channels * out_channels + (out_channels if bias else 0)",
+    dense_depthwise = replace_in_cell(dense_depthwise, params, "pointwise = in_channels * out_channels + (out_channels if bias else 0)",
                                "pointwise = in_channels * out_channels")
-    dense_depthwise = _replace(dense_depthwise, params,
+    dense_depthwise = replace_in_cell(dense_depthwise, params,
                                "depthwise = kernel_size * kernel_size * in_channels + (in_channels if bias else 0)",
                                "depthwise = kernel_size * kernel_size * in_channels")
-    dense_depthwise = _replace(dense_depthwise, macs, "return standard, separable", "return 2 * standard, 2 * separable")
+    dense_depthwise = replace_in_cell(dense_depthwise, macs, "return standard, separable", "return 2 * standard, 2 * separable")
 
-    no_pointwise = _replace(nb, module, "        out = self.pointwise(out)\n", "")
-    no_pointwise = _replace(no_pointwise, params, "depthwise = kernel_size * kernel_size * in_channels +",
+    no_pointwise = replace_in_cell(nb, module, "        out = self.pointwise(out)\n", "")
+    no_pointwise = replace_in_cell(no_pointwise, params, "depthwise = kernel_size * kernel_size * in_channels +",
                             "depthwise = kernel_size * kernel_size * in_channels * in_channels +")
-    no_pointwise = _replace(no_pointwise, macs, "h_out = (height + 2 * pad - kernel_size) // stride + 1", "h_out = height")
-    no_pointwise = _replace(no_pointwise, macs, "w_out = (width + 2 * pad - kernel_size) // stride + 1", "w_out = width")
+    no_pointwise = replace_in_cell(no_pointwise, macs, "h_out = (height + 2 * pad - kernel_size) // stride + 1", "h_out = height")
+    no_pointwise = replace_in_cell(no_pointwise, macs, "w_out = (width + 2 * pad - kernel_size) // stride + 1", "w_out = width")
 
-    fixed_padding = _replace(nb, module, "padding=kernel_size // 2, groups", "padding=1, groups")
-    fixed_padding = _replace(fixed_padding, macs, "separable = h_out * w_out * in_channels * kernel_size * kernel_size + ",
+    fixed_padding = replace_in_cell(nb, module, "padding=kernel_size // 2, groups", "padding=1, groups")
+    fixed_padding = replace_in_cell(fixed_padding, macs, "separable = h_out * w_out * in_channels * kernel_size * kernel_size + ",
                              "separable = ")
 
-    relu_before_bn = _replace(nb, module, "out = F.relu(self.bn_depthwise(out))", "out = self.bn_depthwise(F.relu(out))")
+    relu_before_bn = replace_in_cell(nb, module, "out = F.relu(self.bn_depthwise(out))", "out = self.bn_depthwise(F.relu(out))")
     # evaluation mode normalizing with the batch statistics (the running averages ignored)
-    batch_stats = _replace(nb, module, "out = F.relu(self.bn_depthwise(out))",
+    batch_stats = replace_in_cell(nb, module, "out = F.relu(self.bn_depthwise(out))",
                            "out = F.relu(F.batch_norm(out, None, None, self.bn_depthwise.weight, self.bn_depthwise.bias, training=True))")
     return {
         "dense_depthwise_no_bias_flops": (dense_depthwise, {

@@ -1,9 +1,9 @@
 """The nbgrader cell vocabulary (grading/cells.py) means what nbgrader means, and never raises on a
 submitted notebook's broken metadata."""
-from pathlib import Path
 
 import nbformat
 import pytest
+from conftest import REPO
 from nbformat.v4 import new_code_cell, new_markdown_cell
 from nbgrader import utils
 from nbgrader.preprocessors import ClearHiddenTests, ClearMarkScheme, ClearSolutions
@@ -79,8 +79,7 @@ def test_solution_body_is_what_nbgrader_would_strip_around():
 def test_read_cells_gives_what_nbformat_gives(tmp_path):
     """The plain-JSON reader (report's, without nbformat's import) agrees with nbformat on the kit's own
     notebooks, lists joined; a file that is no v4 notebook is named in a ValueError."""
-    repo = Path(__file__).resolve().parents[2]
-    for path in sorted(repo.glob("source/*/*.ipynb")) + sorted(repo.glob("samples/hw1/perfect/*.ipynb")):
+    for path in sorted(REPO.glob("source/*/*.ipynb")) + sorted(REPO.glob("samples/hw1/perfect/*.ipynb")):
         expected = nbformat.read(path, as_version=4).cells
         got = cells.read_cells(path)
         assert [c["source"] for c in got] == [c.source for c in expected]

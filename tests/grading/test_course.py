@@ -7,12 +7,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import REPO
 from nbgrader.coursedir import CourseDirectory
 
 from eep590_utils.grading.course import DEFAULT_DIRECTORIES, Course
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_gradebook import fill  # noqa: E402
+from gradebook_data import fill  # noqa: E402
 
 HEAVY = ("nbgrader", "nbformat", "nbconvert", "nbclient", "torch", "jupyter_client")
 
@@ -47,21 +48,21 @@ def test_nbgrader_defaults_are_pinned():
     assert DEFAULT_DIRECTORIES == {kind: traits[f"{kind}_directory"].default() for kind in DEFAULT_DIRECTORIES}
 
 
-def test_the_kits_config_reads_without_nbgrader_and_gives_nbgrader_its_settings(tmp_path):
+def test_the_kits_config_reads_without_nbgrader_and_gives_nbgrader_its_settings():
     """`eep590` reads nbgrader_config.py without importing nbgrader; nbgrader's own commands (which import
     nbgrader first) get the kit's feedback redaction and the refusal of plain autograde."""
-    repo = Path(__file__).resolve().parents[2]
     probe = ("import sys, json\n{first}\nfrom eep590_utils.grading.course import Course\n"
              "c = Course(sys.argv[1]).config\n"
              "print(json.dumps([sorted({{m.split('.')[0] for m in sys.modules}} & set(sys.argv[2:])),"
              " [getattr(p, '__name__', p) for p in c.GenerateFeedback.get('preprocessors', [])],"
              " [getattr(p, '__name__', p) for p in c.Autograde.get('autograde_preprocessors', [])[:2]]]))")
-    alone = subprocess.run([sys.executable, "-c", probe.format(first=""), str(repo), *HEAVY],
+    alone = subprocess.run([sys.executable, "-c", probe.format(first=""), str(REPO), *HEAVY],
                            capture_output=True, text=True, check=True)
     assert json.loads(alone.stdout) == [[], [], []]
-    under_nbgrader = subprocess.run([sys.executable, "-c", probe.format(first="import nbgrader.apps"), str(repo), *HEAVY],
+    under_nbgrader = subprocess.run([sys.executable, "-c", probe.format(first="import nbgrader.apps"), str(REPO), *HEAVY],
                                     capture_output=True, text=True, check=True)
     imported, feedback, autograde = json.loads(under_nbgrader.stdout)
+    assert "nbgrader" in imported  # the probe sees imports: nbgrader's absence above is real
     assert feedback[0] == "RedactHiddenTests" and "ClearHiddenTests" in feedback and "ClearMarkScheme" in feedback
     assert autograde == ["JudgesRequired", "Execute"]
 

@@ -1,62 +1,18 @@
 """The gradebook read with SQL agrees with nbgrader's own ORM on the same gradebook: scores with manual
 grades, extra credit and late penalties, task cells, missing submissions; and settling written questions
 changes only what it should. On SQLite, and on PostgreSQL."""
-import datetime
+import shutil
+import sys
+import uuid
+from pathlib import Path
 
 import pytest
 from nbgrader.api import Gradebook
 
 from eep590_utils.grading import gradebook
-from eep590_utils.grading.course import Course
 
-
-def _course(root, db_url):
-    root.mkdir(parents=True, exist_ok=True)
-    (root / "nbgrader_config.py").write_text(f"c = get_config()\nc.CourseDirectory.course_id = 'c'\n"
-                                             f"c.CourseDirectory.db_url = {db_url!r}\n")
-    return Course(root)
-
-
-def fill(db_url):
-    """Two assignments, three notebooks, grade and task cells (one a 0-point question), four students:
-    manual grades over automatic ones, extra credit, a late penalty, a graded question cell, a missing
-    submission, a flagged notebook."""
-    with Gradebook(db_url, "c") as gb:
-        for name in ("hw1", "hw2"):
-            gb.add_assignment(name, duedate=datetime.datetime(2026, 1, 1))
-        gb.add_notebook("a", "hw1")
-        gb.add_notebook("b", "hw1")
-        gb.add_notebook("c", "hw2")
-        gb.add_grade_cell("q1", "a", "hw1", max_score=2, cell_type="code")
-        gb.add_grade_cell("q2", "a", "hw1", max_score=3, cell_type="markdown")
-        gb.add_solution_cell("q2", "a", "hw1")
-        gb.add_task_cell("question", "a", "hw1", max_score=0, cell_type="markdown")
-        gb.add_task_cell("task", "b", "hw1", max_score=4, cell_type="markdown")
-        gb.add_grade_cell("q3", "b", "hw1", max_score=1.5, cell_type="code")
-        gb.add_grade_cell("q4", "c", "hw2", max_score=5, cell_type="code")
-        for student, first in (("ann", "Ann"), ("bo", None), ("cy", "Cy"), ("dee", "Dee")):
-            gb.add_student(student, first_name=first, last_name="L" + student, email=f"{student}@uni.edu")
-        for student in ("ann", "bo", "cy"):
-            gb.add_submission("hw1", student)
-        gb.add_submission("hw2", "ann")
-        grades = {  # (cell, notebook, student): (auto, manual, extra, needs manual grade)
-            ("q1", "a", "ann"): (2, None, None, False), ("q2", "a", "ann"): (None, 2.5, 0.5, False),
-            ("task", "b", "ann"): (None, None, None, True), ("q3", "b", "ann"): (1.5, 0.5, None, False),
-            ("q1", "a", "bo"): (0, None, 1, False), ("q2", "a", "bo"): (None, None, None, True),
-            ("question", "a", "bo"): (None, 0, None, False),  # a grader touched the question cell: left alone
-            ("q3", "b", "bo"): (None, None, None, True), ("task", "b", "bo"): (None, 3, None, False),
-            ("q1", "a", "cy"): (1, None, None, False),
-        }
-        for (cell, notebook, student), (auto, manual, extra, needs) in grades.items():
-            grade = gb.find_grade(cell, notebook, "hw1", student)
-            grade.auto_score, grade.manual_score, grade.extra_credit, grade.needs_manual_grade = auto, manual, extra, needs
-        task = gb.find_grade("task", "b", "hw1", "cy")
-        task.auto_score, task.needs_manual_grade = None, True
-        gb.find_grade("q4", "c", "hw2", "ann").auto_score = 4
-        gb.find_submission_notebook("a", "hw1", "bo").late_submission_penalty = 1.25
-        gb.find_submission_notebook("b", "hw1", "bo").late_submission_penalty = 0.5
-        gb.find_submission_notebook("b", "hw1", "cy").flagged = True
-        gb.db.commit()
+sys.path.insert(0, str(Path(__file__).parent))
+from gradebook_data import course_at, fill  # noqa: E402
 
 
 def orm_grades(db_url, assignment):
@@ -74,11 +30,29 @@ def sql_grades(course, assignment):
         for g in gradebook.grades(course, assignment))
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=[pytest.mark.postgres, pytest.mark.slow])])
-def filled(request, tmp_path):
-    db_url = f"sqlite:///{tmp_path / 'gradebook.db'}" if request.param == "sqlite" else request.getfixturevalue("postgres")
-    fill(db_url)
-    return _course(tmp_path / "course", db_url), db_url
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgresql", marks=[pytest.mark.postgres, pytest.mark.slow])])
+def template(request, tmp_path_factory):
+    """The filled gradebook, made once per kind of database: ``(postgres server or None, file or database name)``."""
+    if request.param == "sqlite":
+        path = tmp_path_factory.mktemp("gradebook") / "filled.db"
+        fill(f"sqlite:///{path}")
+        return None, path
+    server = request.getfixturevalue("postgres_server")
+    name = f"filled_{uuid.uuid4().hex[:12]}"
+    fill(server.create(name))
+    return server, name
+
+
+@pytest.fixture
+def filled(template, tmp_path):
+    """A copy of the filled gradebook (a test may change it): ``(course, db_url)``."""
+    server, source = template
+    if server is None:
+        shutil.copy(source, tmp_path / "gradebook.db")
+        db_url = f"sqlite:///{tmp_path / 'gradebook.db'}"
+    else:
+        db_url = server.create(f"eep590_{uuid.uuid4().hex[:12]}", template=source)
+    return course_at(tmp_path / "course", db_url), db_url
 
 
 def test_grades_are_nbgraders(filled):
@@ -123,7 +97,7 @@ def test_settling_scores_only_untouched_zero_point_questions(filled):
 
 
 def test_a_missing_gradebook_reads_empty_and_is_not_created(tmp_path):
-    course = _course(tmp_path / "course", f"sqlite:///{tmp_path / 'nothing.db'}")
+    course = course_at(tmp_path / "course", f"sqlite:///{tmp_path / 'nothing.db'}")
     assert gradebook.grades(course, "hw1") == [] and gradebook.assignments(course) == []
     assert gradebook.settle_question_cells(course, "hw1") == 0 and gradebook.students(course) == []
     assert not (tmp_path / "nothing.db").exists()

@@ -8,12 +8,12 @@ import json
 import os
 
 import pytest
+from conftest import REPO
 
 from eep590_utils.grading import cells, probe
 from eep590_utils.grading.judge import Student, load_judges, seed_for, verdict
 
 pytestmark = pytest.mark.slow
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SEEDS = range(12)
 NOTEBOOKS = ["hw1/warmup", "hw1/cross_correlation", "hw1/batchnorm_dropout", "hw2/worked_problems",
              "hw2/hand_designed_filters", "hw2/conv_layers", "hw3/warmup", "hw3/depthwise_separable",

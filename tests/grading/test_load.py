@@ -168,7 +168,7 @@ def test_sqlite_run_stopped_with_sigterm_then_rerun_equals_a_clean_run(clean, tm
 
 
 @pytest.mark.postgres
-def test_postgresql_run_killed_with_sigkill_then_rerun_equals_a_clean_run(clean, tmp_path, postgres, figures):  # noqa: F811
+def test_postgresql_run_killed_with_sigkill_then_rerun_equals_a_clean_run(clean, tmp_path, postgres, figures):
     root = tmp_path / "course"
     course = _light_course(root, db_url=postgres)
     _stopped_then_rerun(root, postgres, signal.SIGKILL, figures, "PostgreSQL")
