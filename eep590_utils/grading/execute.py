@@ -108,7 +108,10 @@ def _error_output(ename, evalue):
 
 
 def _tree_size(path, limit):
-    """Bytes under ``path`` (files only, links not followed); stops counting past ``limit``."""
+    """Bytes under ``path`` (files only, links not followed); stops counting past ``limit``. A file counts
+    what it holds: its size in 4 KiB blocks, but never more than the blocks it has (a sparse file's holes
+    are free), and never the blocks a file system reserves past its end for a file being written (XFS
+    and ext4 do): a file the kernel's file-size limit stopped at exactly the disk limit is not over it."""
     total, stack = 0, [path]
     while stack and total <= limit:
         try:
@@ -117,7 +120,8 @@ def _tree_size(path, limit):
                     if entry.is_dir(follow_symlinks=False):
                         stack.append(entry.path)
                     elif entry.is_file(follow_symlinks=False):
-                        total += entry.stat(follow_symlinks=False).st_blocks * 512
+                        info = entry.stat(follow_symlinks=False)
+                        total += min(info.st_blocks * 512, -(-info.st_size // 4096) * 4096)
         except OSError:
             pass
     return total

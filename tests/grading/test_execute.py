@@ -1,8 +1,10 @@
 """The notebook executor: one bad cell costs only its own points (timeouts, memory, crashes, wall time)."""
+import os
+
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
-from eep590_utils.grading.execute import NotebookRunner
+from eep590_utils.grading.execute import NotebookRunner, _tree_size
 from eep590_utils.grading.sandbox import bwrap_path
 from eep590_utils.grading.settings import Limits
 
@@ -131,6 +133,24 @@ def test_disk_written_in_the_working_copy_is_bounded(tmp_path):
     assert _errors(result.notebook.cells[0]) == ["DiskLimitError"] or "refused 27" in _text(result.notebook.cells[0])
     assert "after" in _text(result.notebook.cells[1])
     assert (tmp_path / "big.bin").stat().st_size <= 100 * 2**20
+
+
+def test_disk_use_counts_what_files_hold(tmp_path):
+    """A file counts its size in 4 KiB blocks, a sparse file only the blocks it has, a link nothing (so a file
+    stopped by the file-size limit at exactly the disk limit is never over it, whatever the file system
+    reserves past its end)."""
+    (tmp_path / "a").write_bytes(b"x" * 10_000)  # 3 blocks of 4 KiB
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "b").write_bytes(b"y" * 4096)  # 1 block
+    with open(tmp_path / "sparse", "wb") as f:  # 50 MiB long, one block written
+        f.seek(50 * 2**20)
+        f.write(b"x")
+    os.symlink("/usr/bin", tmp_path / "link")
+    size = _tree_size(tmp_path, 2**30)
+    assert 4 * 4096 < size <= 4 * 4096 + 64 * 2**10  # the sparse file's block: at most 64 KiB on any file system
+    exact = tmp_path / "exact"
+    exact.write_bytes(b"z" * 2**20)
+    assert _tree_size(exact.parent, 2**30) - size == 2**20
 
 
 def test_processes_are_bounded(tmp_path):

@@ -185,11 +185,11 @@ def test_a_warm_kernel_obeys_every_limit(zygote):
     result = NotebookRunner(nb, workdir, limits=limits, sandbox_readonly=sandbox_readonly_paths(),
                             env=kernel_data_env(), zygote=current).run()
     errors = [[o["ename"] for o in cell.outputs if o["output_type"] == "error"] for cell in nb.cells]
-    assert errors[1] == ["CellTimeoutError"] and errors[2] == ["MemoryLimitError"], errors
-    assert errors[3] in (["DiskLimitError"], ["OSError"]) and errors[4] == ["ProcessLimitError"], errors
+    assert errors[1] == ["CellTimeoutError"] and errors[2] == ["MemoryLimitError"], result.problems
+    assert errors[3] in (["DiskLimitError"], ["OSError"]) and errors[4] == ["ProcessLimitError"], result.problems
     texts = ["".join(o.get("text", "") for o in cell.outputs) for cell in nb.cells]
-    assert "full 28" in texts[5], (errors, texts)  # ENOSPC at 64 MiB: the kernel's own small /tmp
-    assert texts[6] == "after all 1\n", (errors, texts)
+    assert "full 28" in texts[5], (texts, result.problems)  # ENOSPC at 64 MiB: the kernel's own small /tmp
+    assert texts[6] == "after all 1\n", (texts, result.problems)
     assert result.restarts == (3 if errors[3] == ["OSError"] else 4)  # a refused write is the student's error
     assert os.path.getsize(os.path.join(workdir, "big.bin")) <= 100 * 2**20
 

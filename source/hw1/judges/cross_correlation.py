@@ -109,6 +109,7 @@ def strided_fir_example(student, gen):
     ]:
         call = f"cross_corr_2d_strided(x, h, stride={stride}, padding=1)"
         Y = _tensor(student.cross_corr_2d_strided(x, h, stride=stride, padding=1), call)
+        check_shape(Y, tuple(expected.shape), call)  # names the call: "... has shape (2, 3), expected (3, 3)"
         flipped = F.conv2d(x[None, None], h.flip(0, 1)[None, None], stride=stride, padding=1)[0, 0]
         _compare(Y, expected, f"for {call}", flipped)
 
